@@ -1,0 +1,1 @@
+"""The async orchestration: the source from which ``anysend._sync`` is generated."""

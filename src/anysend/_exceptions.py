@@ -1,0 +1,225 @@
+"""The exceptions anysend raises, one tree under :class:`AnysendError`.
+
+Each class says what the caller does next, so an application can catch by intent::
+
+    AnysendError
+    ├── InvalidRecipientError (also ValueError)   fix the address; nothing was sent
+    ├── TemplateError                             fix the template or its data
+    ├── ContentError (also ValueError)            the content breaks a channel limit
+    ├── ConfigurationError                        fix the client or provider settings
+    ├── UnsupportedFeatureError                   the adapter cannot express a feature
+    ├── ProviderError                             a provider refused or failed; see ``category``
+    ├── WebhookVerificationError                  a callback is not authentic; answer 401/403
+    ├── WebhookParseError (also ValueError)       a verified callback could not be understood
+    └── DeliveryError                             ``SendResult.raise_for_status()``: nothing sent
+
+:class:`ProviderError` carries an :class:`ErrorCategory`; the category decides whether the
+client retries the same provider, fails over to the next provider of the channel, or moves on
+to the next channel (see ``docs/concepts/retries.md``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from anysend._results import SendResult
+
+__all__ = [
+    "AnysendError",
+    "ConfigurationError",
+    "ContentError",
+    "DeliveryError",
+    "ErrorCategory",
+    "InvalidRecipientError",
+    "ProviderError",
+    "TemplateError",
+    "UnsupportedFeatureError",
+    "WebhookParseError",
+    "WebhookVerificationError",
+]
+
+#: How many characters of a provider's raw response an error keeps.
+RAW_LIMIT = 2000
+
+
+class ErrorCategory(str, enum.Enum):
+    """Why a provider attempt failed, normalised across providers.
+
+    The category decides what happens next (the routing table in the docs):
+
+    * retried on the same provider, then failed over: ``rate_limited``, ``unavailable``,
+      ``timeout``;
+    * failed over to the next provider of the channel at once: ``auth``, ``configuration``,
+      ``quota``;
+    * moved on to the next channel, never to another provider of the same channel:
+      ``invalid_recipient``, ``opted_out``, ``content_rejected``, ``payload_too_large``;
+    * ``ambiguous_timeout``: the request was sent and no answer came, so the provider may have
+      accepted it. Retried only where the provider takes an idempotency key; otherwise the
+      send ends with status ``unknown`` and nothing is re-sent;
+    * ``unknown``: unmapped; treated like ``unavailable`` but not retried.
+    """
+
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"
+    AMBIGUOUS_TIMEOUT = "ambiguous_timeout"
+    AUTH = "auth"
+    CONFIGURATION = "configuration"
+    INVALID_RECIPIENT = "invalid_recipient"
+    OPTED_OUT = "opted_out"
+    CONTENT_REJECTED = "content_rejected"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    QUOTA = "quota"
+    UNKNOWN = "unknown"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a failure of this category is worth retrying on the same provider."""
+        return self in _RETRYABLE
+
+    @property
+    def scope(self) -> str:
+        """Where the failure lies: ``"provider"``, ``"recipient"`` or ``"content"``.
+
+        Provider-scoped failures fail over to the next provider of the same channel;
+        recipient- and content-scoped ones move on to the next channel.
+        """
+        if self in _RECIPIENT_SCOPED:
+            return "recipient"
+        if self in _CONTENT_SCOPED:
+            return "content"
+        return "provider"
+
+
+_RETRYABLE = frozenset(
+    {ErrorCategory.RATE_LIMITED, ErrorCategory.UNAVAILABLE, ErrorCategory.TIMEOUT}
+)
+_RECIPIENT_SCOPED = frozenset({ErrorCategory.INVALID_RECIPIENT, ErrorCategory.OPTED_OUT})
+_CONTENT_SCOPED = frozenset({ErrorCategory.CONTENT_REJECTED, ErrorCategory.PAYLOAD_TOO_LARGE})
+
+
+class AnysendError(Exception):
+    """The root of every exception anysend raises on purpose."""
+
+
+class InvalidRecipientError(AnysendError, ValueError):
+    """An address is malformed or missing; raised before anything is sent.
+
+    Attributes:
+        field: the recipient field at fault, such as ``"phone"`` or ``"email"``.
+        value: the value that was given (may be ``None`` when it was missing).
+    """
+
+    def __init__(self, message: str, *, field: str, value: object = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+class TemplateError(AnysendError):
+    """A template is missing, does not compile, or uses data that was not given."""
+
+
+class ContentError(AnysendError, ValueError):
+    """Content breaks a channel limit (SMS segments, push payload size) or is unsafe."""
+
+
+class ConfigurationError(AnysendError):
+    """The client or a provider is set up wrongly (missing setting, unusable adapter)."""
+
+
+class UnsupportedFeatureError(AnysendError):
+    """An adapter was asked for something it cannot do, such as an attachment over SMS.
+
+    Attributes:
+        provider: the provider's name.
+        feature: the capability that is missing (a field of ``Capabilities``).
+    """
+
+    def __init__(self, message: str, *, provider: str, feature: str) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.feature = feature
+
+
+class ProviderError(AnysendError):
+    """A provider refused or failed to take a message.
+
+    Attributes:
+        category: the normalised reason (decides retry and fallback).
+        retryable: whether retrying the same provider may succeed; defaults from the category.
+        retry_after: seconds the provider asked us to wait, if it said.
+        provider: the provider's name, filled in by the client when the adapter left it out.
+        status_code: the HTTP status (or SMTP reply code), if any.
+        code: the provider's own error code, if any.
+        raw: the provider's response, trimmed to a few thousand characters.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        category: ErrorCategory = ErrorCategory.UNKNOWN,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        provider: str | None = None,
+        status_code: int | None = None,
+        code: str | None = None,
+        raw: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.category = ErrorCategory(category)
+        self.retryable = self.category.retryable if retryable is None else retryable
+        self.retry_after = retry_after
+        self.provider = provider
+        self.status_code = status_code
+        self.code = code
+        self.raw = trim_raw(raw)
+
+    def __str__(self) -> str:
+        parts = [self.category.value]
+        if self.provider:
+            parts.append(self.provider)
+        if self.status_code is not None:
+            parts.append(str(self.status_code))
+        if self.code:
+            parts.append(f"code {self.code}")
+        return f"{self.message} ({', '.join(parts)})"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, category={self.category.value!r}, "
+            f"provider={self.provider!r}, status_code={self.status_code!r}, code={self.code!r})"
+        )
+
+
+class WebhookVerificationError(AnysendError):
+    """A callback failed authentication: bad, missing or stale signature, or wrong secret."""
+
+
+class WebhookParseError(AnysendError, ValueError):
+    """A callback passed verification (or verification was off) but its body is not understood."""
+
+
+class DeliveryError(AnysendError):
+    """Raised by ``SendResult.raise_for_status()`` when the message could not be sent.
+
+    Attributes:
+        result: the full :class:`~anysend.SendResult`, with every attempt.
+    """
+
+    def __init__(self, message: str, *, result: SendResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def trim_raw(raw: Any, limit: int = RAW_LIMIT) -> Any:
+    """Shorten a raw provider response so errors and results stay small."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if isinstance(raw, str) and len(raw) > limit:
+        return raw[:limit] + "…"
+    return raw

@@ -1,0 +1,181 @@
+"""What a send tells you: a :class:`Receipt` per accepted message, an :class:`Attempt` per try,
+and one :class:`SendResult` per ``send()`` call.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from anysend._exceptions import DeliveryError, ErrorCategory, ProviderError
+from anysend._models import Channel
+from anysend._status import DeliveryStatus
+
+__all__ = ["Attempt", "AttemptOutcome", "ErrorInfo", "Receipt", "SendResult", "SkipReason"]
+
+_FROZEN = ConfigDict(frozen=True)
+
+
+class Receipt(BaseModel):
+    """A provider's answer to an accepted message.
+
+    Attributes:
+        provider_message_id: the provider's id for the message (matches its callbacks).
+        status: usually ``accepted``; ``sent`` where the provider already delivered it onward
+            (Telegram), ``scheduled`` for a provider-side schedule.
+        raw: the provider's response body, as a dict (JSON) or text.
+    """
+
+    model_config = _FROZEN
+
+    provider_message_id: str | None = None
+    status: DeliveryStatus = DeliveryStatus.ACCEPTED
+    raw: dict[str, Any] | list[Any] | str | None = None
+
+
+class AttemptOutcome(str, enum.Enum):
+    """What became of one attempt: ``sent``, ``failed``, or ``skipped`` (never tried)."""
+
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class SkipReason(str, enum.Enum):
+    """Why a channel or provider was skipped without a network call.
+
+    * ``no_address``: the recipient has no address for the channel.
+    * ``opted_out``: the recipient's preferences exclude the channel for this category.
+    * ``no_content``: the template has no part for the channel.
+    * ``no_provider``: no configured provider serves the channel.
+    * ``unsupported``: the provider cannot express something the message needs.
+    """
+
+    NO_ADDRESS = "no_address"
+    OPTED_OUT = "opted_out"
+    NO_CONTENT = "no_content"
+    NO_PROVIDER = "no_provider"
+    UNSUPPORTED = "unsupported"
+
+
+class ErrorInfo(BaseModel):
+    """A failure, as data: the parts of a :class:`~anysend.ProviderError` worth keeping."""
+
+    model_config = _FROZEN
+
+    category: ErrorCategory
+    message: str
+    retryable: bool = False
+    retry_after: float | None = None
+    status_code: int | None = None
+    code: str | None = None
+    raw: Any = None
+
+    @classmethod
+    def from_exception(cls, error: ProviderError) -> ErrorInfo:
+        """Keep what an error says, without the exception object itself."""
+        return cls(
+            category=error.category,
+            message=error.message,
+            retryable=error.retryable,
+            retry_after=error.retry_after,
+            status_code=error.status_code,
+            code=error.code,
+            raw=error.raw,
+        )
+
+
+class Attempt(BaseModel):
+    """One try of one provider on one channel (or a skip, with the reason).
+
+    Attributes:
+        channel: the channel tried.
+        provider: the provider's name (``None`` when the channel had none).
+        outcome: sent, failed or skipped.
+        address: the normalised address tried.
+        number: 1 for the first try of this provider, 2 for its first retry, ...
+        error: why it failed.
+        skip_reason: why it was skipped.
+        detail: words for a skip (which feature, which field).
+        receipt: the provider's receipt when sent.
+        started_at: wall-clock time the attempt started.
+        duration: seconds it took.
+    """
+
+    model_config = _FROZEN
+
+    channel: Channel
+    provider: str | None
+    outcome: AttemptOutcome
+    address: str | None = None
+    number: int = 1
+    error: ErrorInfo | None = None
+    skip_reason: SkipReason | None = None
+    detail: str | None = None
+    receipt: Receipt | None = None
+    started_at: datetime | None = None
+    duration: float = 0.0
+
+
+class SendResult(BaseModel):
+    """The outcome of one ``send()``: what was sent, where, and every attempt on the way.
+
+    Attributes:
+        message_id: anysend's id for the message.
+        status: ``accepted`` (or the receipt's status) when sent; ``rejected`` when the
+            recipient or content was refused everywhere; ``unknown`` when a timeout left it
+            unclear (nothing else was tried, to avoid a duplicate); ``failed`` otherwise.
+        channel: the channel that carried it.
+        provider: the provider that accepted it.
+        address: the address it went to.
+        receipt: the accepting provider's receipt.
+        attempts: every attempt and skip, in order.
+        idempotent_replay: ``True`` when this result was returned for a repeated
+            ``idempotency_key`` rather than sent again.
+    """
+
+    model_config = _FROZEN
+
+    message_id: str
+    status: DeliveryStatus
+    channel: Channel | None = None
+    provider: str | None = None
+    address: str | None = None
+    receipt: Receipt | None = None
+    attempts: tuple[Attempt, ...] = Field(default_factory=tuple)
+    idempotent_replay: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether a provider accepted the message."""
+        return self.status.is_success
+
+    @property
+    def provider_message_id(self) -> str | None:
+        """The accepting provider's id for the message, if any."""
+        return self.receipt.provider_message_id if self.receipt else None
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        """The last error met, if any."""
+        for attempt in reversed(self.attempts):
+            if attempt.error is not None:
+                return attempt.error
+        return None
+
+    def raise_for_status(self) -> SendResult:
+        """Return the result if it was sent; raise :class:`~anysend.DeliveryError` otherwise."""
+        if self.ok:
+            return self
+        error = self.error
+        if error is not None:
+            why = f"{error.category.value}: {error.message}"
+        else:
+            skips = [a.skip_reason.value for a in self.attempts if a.skip_reason is not None]
+            why = "every channel was skipped (" + ", ".join(skips) + ")" if skips else "no attempt"
+        raise DeliveryError(
+            f"message {self.message_id} was not sent ({self.status.value}); {why}", result=self
+        )

@@ -1,0 +1,60 @@
+"""Provider adapters, and the extension point for writing your own.
+
+Built-in adapters live in their own modules (``anysend.providers.console``, ...) and are
+imported only when used. Adapters from other packages register under the
+``anysend.providers`` entry-point group; :func:`available` lists every registered adapter and
+:func:`load` imports one by name::
+
+    # pyproject.toml of a third-party package
+    [project.entry-points."anysend.providers"]
+    acme = "acme_anysend:AcmeSMS"
+
+The entry-point name is the provider's :attr:`Provider.name` (and, in the configuration guide,
+its URL scheme).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from anysend._exceptions import ConfigurationError
+from anysend.providers._base import (
+    Capabilities,
+    Provider,
+    ProviderSettings,
+    SendFlow,
+    compare_signatures,
+)
+
+__all__ = [
+    "Capabilities",
+    "Provider",
+    "ProviderSettings",
+    "SendFlow",
+    "available",
+    "compare_signatures",
+    "load",
+]
+
+GROUP = "anysend.providers"
+
+
+def available() -> dict[str, str]:
+    """Every registered adapter: its name and the ``module:Class`` it loads from."""
+    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
+
+
+def load(name: str) -> type[Provider]:
+    """Import the adapter registered as ``name`` and return its class.
+
+    Raises:
+        ConfigurationError: no adapter has that name, or what it names is not a Provider.
+    """
+    matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
+    if not matches:
+        known = ", ".join(sorted(available())) or "none"
+        raise ConfigurationError(f"no provider named {name!r} is installed (known: {known})")
+    loaded = matches[0].load()
+    if not (isinstance(loaded, type) and issubclass(loaded, Provider)):
+        raise ConfigurationError(f"entry point {name!r} does not name a Provider subclass")
+    return loaded

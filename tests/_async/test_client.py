@@ -1,0 +1,746 @@
+"""The send orchestration, through AsyncClient (tests/_sync is generated from this file)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+import respx
+from pydantic import SecretStr
+
+import anysend
+from anysend import (
+    Attachment,
+    AttemptOutcome,
+    Channel,
+    ChannelLimits,
+    DeliveryStatus,
+    ErrorCategory,
+    Message,
+    PushTarget,
+    Recipient,
+    RetryPolicy,
+    SkipReason,
+)
+from anysend.providers import Capabilities, Provider, ProviderSettings
+from anysend.providers._http import error_from_response
+from anysend.testing import MemoryProvider, VirtualClock
+
+pytestmark = pytest.mark.anyio
+
+ANN = Recipient(email="ann@example.com", phone="+48 600 700 800", locale="pl")
+TEXT = Message(text="Your size is back", subject="Back in stock")
+
+
+def memory(name: str, *channels: str, idempotency: bool = True) -> MemoryProvider:
+    return MemoryProvider(
+        name=name, channels=frozenset(Channel(c) for c in channels), idempotency=idempotency
+    )
+
+
+def client(*providers: Provider, **kwargs: Any) -> anysend.AsyncClient:
+    kwargs.setdefault("clock", VirtualClock())
+    return anysend.AsyncClient(list(providers), **kwargs)
+
+
+class HookSink:
+    def __init__(self) -> None:
+        self.attempts: list[anysend.Attempt] = []
+        self.results: list[anysend.SendResult] = []
+
+    async def on_attempt(self, attempt: anysend.Attempt) -> None:
+        self.attempts.append(attempt)
+
+    async def on_result(self, result: anysend.SendResult) -> None:
+        self.results.append(result)
+
+
+class HttpSettings(ProviderSettings):
+    token: SecretStr = SecretStr("s3cr3t-token")
+
+
+class HttpSMS(Provider):
+    """A minimal HTTP adapter: POST JSON, read {"id": ...} back."""
+
+    name: ClassVar[str] = "httpsms"
+    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.SMS})
+    capabilities: ClassVar[Capabilities] = Capabilities(idempotency=False)
+    Settings: ClassVar[type[ProviderSettings]] = HttpSettings
+    settings: HttpSettings
+
+    def build_request(self, message: anysend.OutboundMessage) -> httpx.Request:
+        return httpx.Request(
+            "POST",
+            "https://api.example.test/v1/sms",
+            json={"to": message.to, "text": message.text},
+            headers={"Authorization": f"Bearer {self.settings.token.get_secret_value()}"},
+        )
+
+    def parse_response(
+        self, response: httpx.Response, message: anysend.OutboundMessage
+    ) -> anysend.Receipt:
+        if response.status_code != 200:
+            raise error_from_response(response, self.name)
+        body = response.json()
+        return anysend.Receipt(provider_message_id=body["id"], raw=body)
+
+
+# -- the happy path -------------------------------------------------------------------------
+
+
+async def test_send_uses_first_channel_and_reports_it() -> None:
+    """A send over ["email", "sms"] goes out by email and the result says so."""
+    outbox = memory("mem", "email", "sms")
+    async with client(outbox) as c:
+        result = await c.send(TEXT, to=ANN, via=["email", "sms"])
+    assert result.ok
+    assert result.status is DeliveryStatus.ACCEPTED
+    assert result.channel is Channel.EMAIL
+    assert result.provider == "mem"
+    assert result.address == "ann@example.com"
+    assert result.provider_message_id == "mem-1"
+    assert [a.outcome for a in result.attempts] == [AttemptOutcome.SENT]
+    assert result.raise_for_status() is result
+    [sent] = outbox.messages
+    assert (sent.channel, sent.to, sent.subject, sent.text) == (
+        Channel.EMAIL,
+        "ann@example.com",
+        "Back in stock",
+        "Your size is back",
+    )
+    assert sent.id == result.message_id
+
+
+async def test_default_chain_follows_channel_order_of_known_addresses() -> None:
+    """Without via, the channels the recipient has addresses for are tried in Channel order."""
+    email = memory("e", "email")
+    sms = memory("s", "sms")
+    email.fail_always(ErrorCategory.AUTH)
+    async with client(email, sms) as c:
+        result = await c.send(TEXT, to=Recipient(phone="+48600700800", email="a@example.com"))
+    assert [a.channel for a in result.attempts] == [Channel.EMAIL, Channel.SMS]
+    assert result.channel is Channel.SMS
+
+
+async def test_phone_is_normalised_with_default_region() -> None:
+    """A national number becomes E.164 using the client's default region."""
+    sms = memory("s", "sms")
+    async with client(sms, default_region="PL") as c:
+        result = await c.send(TEXT, to=Recipient(phone="600 700 800"))
+    assert result.address == "+48600700800"
+    assert sms.messages[0].to == "+48600700800"
+
+
+# -- validation before the network ------------------------------------------------------------
+
+
+async def test_bad_phone_raises_before_anything_is_sent() -> None:
+    """A malformed phone later in the chain stops the send before the email goes out."""
+    outbox = memory("mem", "email", "sms")
+    async with client(outbox) as c:
+        with pytest.raises(anysend.InvalidRecipientError) as info:
+            await c.send(
+                TEXT, to=Recipient(email="ann@example.com", phone="12"), via=["email", "sms"]
+            )
+    assert info.value.field == "phone"
+    assert isinstance(info.value, ValueError)
+    assert outbox.calls == 0
+
+
+async def test_bad_email_names_the_field() -> None:
+    """A malformed email raises InvalidRecipientError naming the email field."""
+    async with client(memory("mem", "email")) as c:
+        with pytest.raises(anysend.InvalidRecipientError) as info:
+            await c.send(TEXT, to=Recipient(email="not-an-address"))
+    assert info.value.field == "email"
+
+
+async def test_template_error_raises_before_anything_is_sent() -> None:
+    """A missing template variable for the fallback channel is raised before the first send."""
+    outbox = memory("mem", "email", "sms")
+    templates = {
+        "stock/email.subject.txt": "Back: {{ product }}",
+        "stock/email.txt": "{{ product }} is back",
+        "stock/sms.txt": "{{ product }} -{{ discount }}%",
+    }
+    async with client(outbox, templates=templates) as c:
+        with pytest.raises(anysend.TemplateError, match="discount"):
+            await c.send(
+                Message(template="stock", data={"product": "Sneakers"}),
+                to=ANN,
+                via=["email", "sms"],
+            )
+    assert outbox.calls == 0
+
+
+# -- templates ----------------------------------------------------------------------------------
+
+
+async def test_templates_render_per_channel_and_locale() -> None:
+    """Each channel gets its own part, in the recipient's locale where one exists."""
+    email = memory("e", "email")
+    sms = memory("s", "sms")
+    email.fail_always(ErrorCategory.INVALID_RECIPIENT)
+    templates = {
+        "stock/email.subject.txt": "{{ product }} is back",
+        "stock/email.html": "<p>{{ product }} &amp; more</p>",
+        "stock/pl/sms.txt": "{{ product }} znowu w sklepie",
+        "stock/sms.txt": "{{ product }} is back in stock",
+    }
+    async with client(email, sms, templates=templates) as c:
+        result = await c.send(
+            Message(template="stock", data={"product": "<Sneakers>"}), to=ANN, via=["email", "sms"]
+        )
+    assert result.channel is Channel.SMS
+    assert sms.messages[0].text == "<Sneakers> znowu w sklepie"
+    assert sms.messages[0].locale == "pl"
+    # The email attempt got escaped HTML and a derived text part.
+    assert email.calls == 1
+
+
+async def test_channel_without_template_part_is_skipped() -> None:
+    """A channel the template has no part for is skipped with reason no_content."""
+    templates = {"otp/sms.txt": "Code {{ code }}"}
+    async with client(memory("mem", "email", "sms"), templates=templates) as c:
+        result = await c.send(
+            Message(template="otp", data={"code": "1234"}), to=ANN, via=["email", "sms"]
+        )
+    assert result.channel is Channel.SMS
+    assert result.attempts[0].skip_reason is SkipReason.NO_CONTENT
+
+
+# -- skips --------------------------------------------------------------------------------------
+
+
+async def test_channel_without_address_is_skipped_with_reason() -> None:
+    """A channel the recipient has no address for is skipped, and the chain goes on."""
+    async with client(memory("mem", "email", "sms")) as c:
+        result = await c.send(TEXT, to=Recipient(phone="+48600700800"), via=["email", "sms"])
+    skipped, sent = result.attempts
+    assert (skipped.outcome, skipped.skip_reason) == (AttemptOutcome.SKIPPED, SkipReason.NO_ADDRESS)
+    assert sent.channel is Channel.SMS
+
+
+async def test_opted_out_channel_is_skipped() -> None:
+    """A channel the recipient opted out of, globally or for the category, is skipped."""
+    prefs = anysend.Preferences(
+        opted_out=frozenset({Channel.EMAIL}),
+        categories={"marketing": {Channel.SMS: False}},
+    )
+    ann = ANN.model_copy(update={"preferences": prefs})
+    async with client(memory("mem", "email", "sms", "push")) as c:
+        result = await c.send(
+            TEXT.model_copy(update={"category": "marketing"}), to=ann, via=["email", "sms"]
+        )
+        transactional = await c.send(TEXT, to=ann, via=["email", "sms"])
+    assert [a.skip_reason for a in result.attempts] == [SkipReason.OPTED_OUT] * 2
+    assert not result.ok
+    assert result.status is DeliveryStatus.FAILED
+    assert transactional.channel is Channel.SMS
+
+
+async def test_channel_without_provider_is_skipped() -> None:
+    """A channel no provider serves is skipped with reason no_provider."""
+    async with client(memory("mem", "sms")) as c:
+        result = await c.send(TEXT, to=ANN, via=["email", "sms"])
+    assert result.attempts[0].skip_reason is SkipReason.NO_PROVIDER
+    assert result.channel is Channel.SMS
+
+
+async def test_unsupported_feature_skips_to_a_provider_that_can() -> None:
+    """An adapter that cannot send attachments is skipped for one that can."""
+
+    class NoAttachments(MemoryProvider):
+        capabilities: ClassVar[Capabilities] = Capabilities(idempotency=True)
+
+    plain = NoAttachments(name="plain", channels=frozenset({Channel.EMAIL}))
+    rich = memory("rich", "email")
+    message = TEXT.model_copy(
+        update={"attachments": (Attachment(filename="a.pdf", content=b"%PDF"),)}
+    )
+    async with client(plain, rich) as c:
+        result = await c.send(message, to=ANN, via=["email"])
+    first, second = result.attempts
+    assert first.skip_reason is SkipReason.UNSUPPORTED
+    assert "attachments" in (first.detail or "")
+    assert plain.calls == 0
+    assert second.provider == "rich"
+
+
+# -- failover and fallback ------------------------------------------------------------------------
+
+
+async def test_provider_error_fails_over_within_the_channel() -> None:
+    """An auth failure moves to the next provider of the same channel, without retrying."""
+    first = memory("first", "sms")
+    second = memory("second", "sms")
+    first.fail_always(ErrorCategory.AUTH)
+    async with client(first, second) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.provider == "second"
+    assert first.calls == 1
+    assert [a.provider for a in result.attempts] == ["first", "second"]
+    assert result.attempts[0].error is not None
+    assert result.attempts[0].error.category is ErrorCategory.AUTH
+
+
+async def test_recipient_error_moves_to_next_channel_not_next_provider() -> None:
+    """An invalid recipient skips the channel's other providers and falls back to the next channel."""
+    sms1 = memory("sms1", "sms")
+    sms2 = memory("sms2", "sms")
+    email = memory("email", "email")
+    sms1.fail(ErrorCategory.INVALID_RECIPIENT)
+    async with client(sms1, sms2, email) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms", "email"])
+    assert sms2.calls == 0
+    assert result.channel is Channel.EMAIL
+
+
+async def test_content_rejection_moves_to_next_channel() -> None:
+    """A content rejection falls back to the next channel."""
+    sms1 = memory("sms1", "sms")
+    sms2 = memory("sms2", "sms")
+    sms1.fail(ErrorCategory.CONTENT_REJECTED)
+    async with client(sms1, sms2, memory("email", "email")) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms", "email"])
+    assert sms2.calls == 0
+    assert result.channel is Channel.EMAIL
+
+
+async def test_everything_failing_gives_failed_result_and_delivery_error() -> None:
+    """When no channel takes the message the result is not ok and raise_for_status raises."""
+    sms = memory("sms", "sms")
+    sms.fail_always(ErrorCategory.QUOTA)
+    async with client(sms) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert not result.ok
+    assert result.status is DeliveryStatus.FAILED
+    assert result.error is not None
+    assert result.error.category is ErrorCategory.QUOTA
+    with pytest.raises(anysend.DeliveryError) as info:
+        result.raise_for_status()
+    assert info.value.result is result
+    assert "quota" in str(info.value)
+
+
+async def test_recipient_refused_everywhere_is_rejected() -> None:
+    """When every failure was the recipient's, the status is rejected, not failed."""
+    sms = memory("sms", "sms")
+    sms.fail_always(ErrorCategory.OPTED_OUT)
+    async with client(sms) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.status is DeliveryStatus.REJECTED
+
+
+async def test_round_robin_rotates_providers() -> None:
+    """With round_robin, consecutive sends start with different providers."""
+    a = memory("a", "sms")
+    b = memory("b", "sms")
+    async with client(a, b, round_robin=True) as c:
+        providers = [(await c.send(TEXT, to=ANN, via=["sms"])).provider for _ in range(4)]
+    assert providers == ["a", "b", "a", "b"]
+
+
+async def test_provider_options_reach_only_their_provider() -> None:
+    """provider_options are passed verbatim to the named adapter only."""
+    a = memory("a", "sms")
+    b = memory("b", "sms")
+    a.fail(ErrorCategory.UNAVAILABLE, times=3)
+    message = TEXT.model_copy(update={"provider_options": {"b": {"validity": 600}}})
+    async with client(a, b) as c:
+        await c.send(message, to=ANN, via=["sms"])
+    assert b.messages[0].provider_options == {"validity": 600}
+
+
+# -- retries ------------------------------------------------------------------------------------
+
+
+async def test_retryable_error_is_retried_with_backoff() -> None:
+    """Two outages then success: three tries on one provider, with growing jittered waits."""
+    sms = memory("sms", "sms")
+    sms.fail(ErrorCategory.UNAVAILABLE, times=2)
+    clock = VirtualClock()
+    policy = RetryPolicy(initial_backoff=1.0, multiplier=2.0, jitter=0.5)
+    async with client(sms, clock=clock, retry=policy) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.ok
+    assert [a.number for a in result.attempts] == [1, 2, 3]
+    assert [a.outcome for a in result.attempts] == [AttemptOutcome.FAILED] * 2 + [
+        AttemptOutcome.SENT
+    ]
+    first, second = clock.sleeps
+    assert 0.5 <= first <= 1.0
+    assert 1.0 <= second <= 2.0
+
+
+async def test_retry_after_is_honoured() -> None:
+    """A rate limit with Retry-After waits exactly that long before the retry."""
+    sms = memory("sms", "sms")
+    sms.fail(ErrorCategory.RATE_LIMITED, retry_after=7)
+    clock = VirtualClock()
+    async with client(sms, clock=clock) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.ok
+    assert clock.sleeps == [7]
+
+
+async def test_retry_after_past_the_cap_fails_over_at_once() -> None:
+    """A Retry-After longer than max_retry_after fails over without waiting."""
+    a = memory("a", "sms")
+    b = memory("b", "sms")
+    a.fail(ErrorCategory.RATE_LIMITED, retry_after=3600)
+    clock = VirtualClock()
+    async with client(a, b, clock=clock) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.provider == "b"
+    assert clock.sleeps == []
+
+
+async def test_deadline_stops_retries() -> None:
+    """No retry starts when its wait would end past the send's deadline."""
+    a = memory("a", "sms")
+    a.fail_always(ErrorCategory.UNAVAILABLE)
+    clock = VirtualClock()
+    policy = RetryPolicy(max_attempts=10, initial_backoff=4, multiplier=1, jitter=0, deadline=10)
+    async with client(a, clock=clock, retry=policy) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert clock.sleeps == [4, 4]
+    assert a.calls == 3
+    assert not result.ok
+
+
+async def test_permanent_errors_are_not_retried() -> None:
+    """Non-retryable categories are tried once."""
+    for category in (ErrorCategory.AUTH, ErrorCategory.INVALID_RECIPIENT, ErrorCategory.UNKNOWN):
+        sms = memory("sms", "sms")
+        sms.fail_always(category)
+        clock = VirtualClock()
+        async with client(sms, clock=clock) as c:
+            await c.send(TEXT, to=ANN, via=["sms"])
+        assert sms.calls == 1, category
+        assert clock.sleeps == []
+
+
+async def test_ambiguous_timeout_without_idempotency_is_not_resent() -> None:
+    """A timeout after sending, at a provider without idempotency keys, ends as unknown."""
+    a = memory("a", "sms", idempotency=False)
+    b = memory("b", "sms")
+    email = memory("email", "email")
+    a.fail(ErrorCategory.AMBIGUOUS_TIMEOUT)
+    async with client(a, b, email) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms", "email"])
+    assert result.status is DeliveryStatus.UNKNOWN
+    assert not result.ok
+    assert a.calls == 1
+    assert b.calls == 0
+    assert email.calls == 0
+
+
+async def test_ambiguous_timeout_with_idempotency_is_retried_once_delivered() -> None:
+    """With an idempotency key the retry is safe: the provider keeps one message."""
+    a = memory("a", "sms")
+    a.fail(ErrorCategory.AMBIGUOUS_TIMEOUT)
+    async with client(a) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.ok
+    assert a.calls == 2
+    assert len(a.messages) == 1
+    assert a.messages[0].idempotency_key == result.message_id
+
+
+# -- channel limits -----------------------------------------------------------------------------
+
+
+async def test_sms_over_segment_limit_falls_back_without_network() -> None:
+    """An SMS longer than the segment limit fails locally and the chain moves on."""
+    sms = memory("sms", "sms")
+    long = Message(text="x" * 400, subject="Long")
+    async with client(sms, memory("email", "email"), limits=ChannelLimits(sms_max_segments=2)) as c:
+        result = await c.send(long, to=ANN, via=["sms", "email"])
+    assert sms.calls == 0
+    failed = result.attempts[0]
+    assert failed.error is not None
+    assert failed.error.category is ErrorCategory.PAYLOAD_TOO_LARGE
+    assert "3 segments" in failed.error.message
+    assert result.channel is Channel.EMAIL
+
+
+async def test_push_payload_over_limit_is_refused() -> None:
+    """A push payload over 4 KB is refused before sending."""
+    push = memory("push", "push")
+    big = Message(push=anysend.PushContent(title="t", body="b", data={"blob": "x" * 5000}))
+    ann = Recipient(push=(PushTarget(kind="fcm", token="tok"),))
+    async with client(push) as c:
+        result = await c.send(big, to=ann, via=["push"])
+    assert push.calls == 0
+    assert result.error is not None
+    assert result.error.category is ErrorCategory.PAYLOAD_TOO_LARGE
+
+
+# -- push fan-out -------------------------------------------------------------------------------
+
+
+async def test_push_goes_to_every_device_through_the_provider_for_its_kind() -> None:
+    """Each device gets its own push, routed by token kind, with one attempt per device."""
+
+    class FCM(MemoryProvider):
+        push_kinds: ClassVar[frozenset[str]] = frozenset({"fcm"})
+
+    class APNs(MemoryProvider):
+        push_kinds: ClassVar[frozenset[str]] = frozenset({"apns"})
+
+    fcm = FCM(name="fcm", channels=frozenset({Channel.PUSH}))
+    apns = APNs(name="apns", channels=frozenset({Channel.PUSH}))
+    ann = Recipient(
+        push=(
+            PushTarget(kind="fcm", token="f1"),
+            PushTarget(kind="apns", token="a1"),
+            PushTarget(kind="fcm", token="f2"),
+        )
+    )
+    message = Message(push=anysend.PushContent(title="Back", body="in stock", data={"sku": "1"}))
+    async with client(fcm, apns) as c:
+        result = await c.send(message, to=ann)
+    assert [m.to for m in fcm.messages] == ["f1", "f2"]
+    assert [m.to for m in apns.messages] == ["a1"]
+    assert [(a.provider, a.address) for a in result.attempts] == [
+        ("fcm", "f1"),
+        ("apns", "a1"),
+        ("fcm", "f2"),
+    ]
+    assert fcm.messages[0].push == anysend.PushContent(
+        title="Back", body="in stock", data={"sku": "1"}
+    )
+    assert result.ok
+
+
+# -- idempotency --------------------------------------------------------------------------------
+
+
+async def test_idempotency_key_sends_once() -> None:
+    """The same idempotency key twice sends once; the second call returns the first result."""
+    sms = memory("sms", "sms")
+    message = TEXT.model_copy(update={"idempotency_key": "order-42-shipped"})
+    async with client(sms) as c:
+        first = await c.send(message, to=ANN, via=["sms"])
+        second = await c.send(message, to=ANN, via=["sms"])
+    assert sms.calls == 1
+    assert second.message_id == first.message_id
+    assert second.idempotent_replay
+    assert not first.idempotent_replay
+
+
+async def test_idempotency_key_is_forgotten_after_ttl() -> None:
+    """After the TTL the same key sends again."""
+    sms = memory("sms", "sms", idempotency=False)
+    clock = VirtualClock()
+    message = TEXT.model_copy(update={"idempotency_key": "k"})
+    async with client(sms, clock=clock, idempotency_ttl=60) as c:
+        await c.send(message, to=ANN, via=["sms"])
+        clock.advance(61)
+        await c.send(message, to=ANN, via=["sms"])
+    assert sms.calls == 2
+
+
+async def test_failed_validation_does_not_burn_the_key() -> None:
+    """A send that raised on bad input stores nothing under its key."""
+    sms = memory("sms", "sms")
+    message = TEXT.model_copy(update={"idempotency_key": "k"})
+    async with client(sms) as c:
+        with pytest.raises(anysend.InvalidRecipientError):
+            await c.send(message, to=Recipient(phone="12"), via=["sms"])
+        result = await c.send(message, to=ANN, via=["sms"])
+    assert result.ok
+    assert not result.idempotent_replay
+
+
+# -- hooks and logging --------------------------------------------------------------------------
+
+
+async def test_hooks_see_every_attempt_and_result() -> None:
+    """on_attempt sees skips, failures and sends; on_result sees the result."""
+    sink = HookSink()
+    sms = memory("sms", "sms")
+    sms.fail(ErrorCategory.UNAVAILABLE)
+    async with client(sms, on_attempt=[sink.on_attempt], on_result=[sink.on_result]) as c:
+        result = await c.send(TEXT, to=Recipient(phone="+48600700800"), via=["email", "sms"])
+    assert sink.attempts == list(result.attempts)
+    assert [a.outcome for a in sink.attempts] == [
+        AttemptOutcome.SKIPPED,
+        AttemptOutcome.FAILED,
+        AttemptOutcome.SENT,
+    ]
+    assert sink.results == [result]
+
+
+async def test_a_failing_hook_does_not_break_the_send(caplog: pytest.LogCaptureFixture) -> None:
+    """A hook that raises is logged and the send still succeeds."""
+
+    async def broken(attempt: anysend.Attempt) -> None:
+        raise RuntimeError("hook bug")
+
+    with caplog.at_level(logging.ERROR, logger="anysend"):
+        async with client(memory("sms", "sms"), on_attempt=[broken]) as c:
+            result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.ok
+    assert "on_attempt hook raised" in caplog.text
+
+
+# -- HTTP adapters ------------------------------------------------------------------------------
+
+
+@respx.mock(assert_all_called=True)
+async def test_http_adapter_request_goes_out_as_built(respx_mock: respx.MockRouter) -> None:
+    """The client sends the adapter's request unchanged and parses the answer."""
+    route = respx_mock.post("https://api.example.test/v1/sms").mock(
+        return_value=httpx.Response(200, json={"id": "SM1"})
+    )
+    async with client(HttpSMS()) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.provider_message_id == "SM1"
+    request = route.calls.last.request
+    assert request.headers["authorization"] == "Bearer s3cr3t-token"
+    assert request.read() == b'{"to":"+48600700800","text":"Your size is back"}'
+
+
+@respx.mock(assert_all_called=True)
+async def test_base_url_override_redirects_requests(respx_mock: respx.MockRouter) -> None:
+    """base_urls points an adapter at another server, keeping the request path."""
+    route = respx_mock.post("http://127.0.0.1:8025/sandbox/v1/sms").mock(
+        return_value=httpx.Response(200, json={"id": "SM2"})
+    )
+    async with client(HttpSMS(), base_urls={"httpsms": "http://127.0.0.1:8025/sandbox"}) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.ok
+    assert route.calls.last.request.headers["host"] == "127.0.0.1:8025"
+
+
+@respx.mock
+async def test_http_errors_are_mapped_and_retried(respx_mock: respx.MockRouter) -> None:
+    """A 503 then a 429 with Retry-After then 200: retried, waiting as told."""
+    respx_mock.post("https://api.example.test/v1/sms").mock(
+        side_effect=[
+            httpx.Response(503, text="<html>down</html>"),
+            httpx.Response(429, headers={"Retry-After": "3"}, json={"error": "slow"}),
+            httpx.Response(200, json={"id": "SM3"}),
+        ]
+    )
+    clock = VirtualClock()
+    async with client(HttpSMS(), clock=clock) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.ok
+    assert [a.error.category for a in result.attempts if a.error] == [
+        ErrorCategory.UNAVAILABLE,
+        ErrorCategory.RATE_LIMITED,
+    ]
+    assert result.attempts[0].error is not None
+    assert result.attempts[0].error.status_code == 503
+    assert clock.sleeps[1] == 3
+
+
+@respx.mock
+async def test_connect_error_is_retryable(respx_mock: respx.MockRouter) -> None:
+    """A connection that never opened is retried: the provider never saw the request."""
+    respx_mock.post("https://api.example.test/v1/sms").mock(
+        side_effect=[httpx.ConnectError("refused"), httpx.Response(200, json={"id": "SM4"})]
+    )
+    async with client(HttpSMS()) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.ok
+    assert result.attempts[0].error is not None
+    assert result.attempts[0].error.category is ErrorCategory.UNAVAILABLE
+
+
+@respx.mock
+async def test_read_timeout_is_ambiguous(respx_mock: respx.MockRouter) -> None:
+    """A read timeout after sending ends as unknown and nothing else is tried."""
+    route = respx_mock.post("https://api.example.test/v1/sms").mock(
+        side_effect=httpx.ReadTimeout("slow")
+    )
+    backup = memory("backup", "sms")
+    async with client(HttpSMS(), backup) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert route.call_count == 1
+    assert backup.calls == 0
+    assert result.status is DeliveryStatus.UNKNOWN
+
+
+@respx.mock
+async def test_unreadable_success_response_is_ambiguous(respx_mock: respx.MockRouter) -> None:
+    """A 200 the adapter cannot read may have been accepted: unknown, never re-sent."""
+    respx_mock.post("https://api.example.test/v1/sms").mock(
+        return_value=httpx.Response(200, text="not json")
+    )
+    backup = memory("backup", "sms")
+    async with client(HttpSMS(), backup) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.status is DeliveryStatus.UNKNOWN
+    assert backup.calls == 0
+
+
+@respx.mock
+async def test_secrets_never_appear_in_results_or_logs(
+    respx_mock: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The adapter's token is in no repr, result or log line."""
+    respx_mock.post("https://api.example.test/v1/sms").mock(
+        return_value=httpx.Response(401, json={"error": "bad token"})
+    )
+    provider = HttpSMS()
+    with caplog.at_level(logging.DEBUG, logger="anysend"):
+        async with client(provider) as c:
+            result = await c.send(TEXT, to=ANN, via=["sms"])
+            text = repr(c) + repr(provider) + result.model_dump_json() + repr(result)
+    assert result.error is not None
+    assert result.error.category is ErrorCategory.AUTH
+    assert "s3cr3t-token" not in text
+    assert "s3cr3t-token" not in caplog.text
+
+
+# -- lifecycle ----------------------------------------------------------------------------------
+
+
+async def test_closed_client_refuses_to_send() -> None:
+    """Sending on a closed client raises ConfigurationError."""
+    c = client(memory("sms", "sms"))
+    await c.aclose()
+    with pytest.raises(anysend.ConfigurationError, match="closed"):
+        await c.send(TEXT, to=ANN)
+
+
+async def test_closing_the_client_closes_adapters() -> None:
+    """Leaving the context closes adapters that hold connections."""
+
+    class Closing(MemoryProvider):
+        closed = False
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    provider = Closing()
+    async with client(provider):
+        pass
+    assert provider.closed
+
+
+async def test_user_http_client_is_not_closed() -> None:
+    """An http_client passed in stays open: its owner closes it."""
+    async with httpx.AsyncClient() as http:
+        async with client(HttpSMS(), http_client=http):
+            pass
+        assert not http.is_closed
+
+
+async def test_addressless_provider_serves_a_recipient_without_address() -> None:
+    """A provider that knows its destination (a team-chat webhook) needs no recipient address."""
+
+    class TeamChat(MemoryProvider):
+        capabilities: ClassVar[Capabilities] = Capabilities(addressless=True)
+
+    chat = TeamChat(name="team", channels=frozenset({Channel.CHAT}))
+    async with client(chat) as c:
+        result = await c.send(TEXT, to=Recipient(id="ops"))
+    assert result.channel is Channel.CHAT
+    assert chat.messages[0].to == ""
