@@ -57,7 +57,7 @@ def test_async_client_refuses_a_sync_only_adapter() -> None:
 
 def test_clients_refuse_objects_that_are_not_providers() -> None:
     """Anything but a Provider is refused with a clear error."""
-    with pytest.raises(anysend.ConfigurationError, match="not an anysend.providers.Provider"):
+    with pytest.raises(anysend.ConfigurationError, match=r"not an anysend\.providers\.Provider"):
         anysend.Client([object()])  # type: ignore[list-item]
 
 

@@ -142,14 +142,14 @@ class WebhookRequest(BaseModel):
         """A header's value, looked up case-insensitively."""
         return self.headers.get(name.lower(), default)
 
-    def json(self) -> Any:
+    def json_body(self) -> Any:
         """The body parsed as JSON; a body that is not JSON raises WebhookParseError."""
         try:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise WebhookParseError(f"webhook body is not valid JSON: {exc}") from exc
 
-    def form(self) -> dict[str, str]:
+    def form_body(self) -> dict[str, str]:
         """The body parsed as an HTML form (``application/x-www-form-urlencoded``).
 
         Repeated keys keep their first value. A body that is not UTF-8 raises

@@ -1,5 +1,7 @@
-"""What a send tells you: a :class:`Receipt` per accepted message, an :class:`Attempt` per try,
-and one :class:`SendResult` per ``send()`` call.
+"""What a send tells you: receipts, attempts and the result.
+
+A :class:`Receipt` per accepted message, an :class:`Attempt` per try (or skip), and one
+:class:`SendResult` per ``send()`` call.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class RetryPolicy(BaseModel):
         if not self.jitter:
             return base
         low = base * (1 - self.jitter)
-        return (rng or random).uniform(low, base)  # noqa: S311 - jitter, not security
+        return (rng or random).uniform(low, base)  # jitter, not security
 
     def should_retry(self, error: ProviderError, *, idempotent: bool) -> bool:
         """Whether ``error`` is worth another try on the same provider."""
@@ -110,6 +110,7 @@ class RetryPolicy(BaseModel):
             ):
                 return True
             upcoming = state.upcoming_sleep or 0.0
-            return monotonic() - started + upcoming > self.deadline
+            elapsed: float = monotonic() - started
+            return elapsed + upcoming > self.deadline
 
         return {"retry": retry, "wait": wait, "stop": stop, "sleep": sleep, "reraise": True}

@@ -1,5 +1,6 @@
-"""Routing, as pure decisions: which channels to try, at which addresses, through which
-providers, with what content.
+"""Routing, as pure decisions: channels, addresses, providers and content.
+
+Which channels to try, at which addresses, through which providers, with what content.
 
 The client's send loop (``anysend._async._client``) does the I/O; everything it decides comes
 from here, so the sync and async clients cannot disagree.

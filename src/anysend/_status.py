@@ -164,7 +164,7 @@ class Reason(str, enum.Enum):
     INVALID_RECIPIENT = "invalid_recipient"
     UNKNOWN_RECIPIENT = "unknown_recipient"
     RECIPIENT_UNREACHABLE = "recipient_unreachable"
-    TOKEN_UNREGISTERED = "token_unregistered"
+    TOKEN_UNREGISTERED = "token_unregistered"  # noqa: S105 - a reason, not a secret
     SUPPRESSED_BOUNCE = "suppressed_bounce"
     SUPPRESSED_COMPLAINT = "suppressed_complaint"
     OPTED_OUT = "opted_out"

@@ -287,7 +287,7 @@ async def test_provider_error_fails_over_within_the_channel() -> None:
 
 
 async def test_recipient_error_moves_to_next_channel_not_next_provider() -> None:
-    """An invalid recipient skips the channel's other providers and falls back to the next channel."""
+    """An invalid recipient skips the channel's other providers and falls back a channel."""
     sms1 = memory("sms1", "sms")
     sms2 = memory("sms2", "sms")
     email = memory("email", "email")

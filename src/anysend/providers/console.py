@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
-from typing import IO, ClassVar
+from typing import IO, Any, ClassVar, cast
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator
 
 from anysend._models import Channel, OutboundMessage
 from anysend._results import Receipt
@@ -28,10 +28,17 @@ class ConsoleSettings(ProviderSettings):
         channels: the channels it claims (all by default).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    stream: IO[str] | None = None
+    stream: Any = None
     channels: frozenset[Channel] = frozenset(Channel)
+
+    @field_validator("stream")
+    @classmethod
+    def _writable(cls, value: Any) -> IO[str] | None:
+        if value is not None and not callable(getattr(value, "write", None)):
+            raise ValueError("stream must have a write() method")
+        return cast("IO[str] | None", value)
 
 
 class Console(Provider):
