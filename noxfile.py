@@ -1,10 +1,10 @@
 """nox sessions: the one entry point for tests, lint, types, docs and generated code.
 
-    nox -s tests      # the test suite with coverage (90% gate)
-    nox -s lint       # ruff, and the generated sync code is up to date
-    nox -s types      # mypy strict
-    nox -s docs       # mkdocs build --strict
-    nox -s unasync    # regenerate src/anysend/_sync and tests/_sync from the async source
+nox -s tests      # the test suite with coverage (90% gate)
+nox -s lint       # ruff, and the generated sync code is up to date
+nox -s types      # mypy strict
+nox -s docs       # mkdocs build --strict
+nox -s unasync    # regenerate src/anysend/_sync and tests/_sync from the async source
 """
 
 from __future__ import annotations

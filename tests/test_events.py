@@ -30,7 +30,8 @@ def test_json_and_form_bodies() -> None:
     """JSON and form bodies parse; broken ones raise WebhookParseError."""
     assert WebhookRequest(url="https://x", body=b'{"a": 1}').json_body() == {"a": 1}
     assert WebhookRequest(url="https://x", body=b"a=1&b=%C5%82&a=2").form_body() == {
-        "a": "1", "b": "ł"
+        "a": "1",
+        "b": "ł",
     }
     with pytest.raises(WebhookParseError):
         WebhookRequest(url="https://x", body=b"{").json_body()
@@ -42,5 +43,8 @@ def test_from_parts() -> None:
     """A request builds from the four parts frameworks expose."""
     request = WebhookRequest.from_parts("POST", "https://x/cb", {"A": "b"}, b"body")
     assert (request.method, request.url, request.header("a"), request.body) == (
-        "POST", "https://x/cb", "b", b"body"
+        "POST",
+        "https://x/cb",
+        "b",
+        b"body",
     )

@@ -24,7 +24,11 @@ def test_value_errors_are_value_errors() -> None:
 def test_category_decides_retry_and_scope() -> None:
     """Only throttling, outages and timeouts are retryable; scope routes the fallback."""
     retryable = {c for c in ErrorCategory if c.retryable}
-    assert retryable == {ErrorCategory.RATE_LIMITED, ErrorCategory.UNAVAILABLE, ErrorCategory.TIMEOUT}
+    assert retryable == {
+        ErrorCategory.RATE_LIMITED,
+        ErrorCategory.UNAVAILABLE,
+        ErrorCategory.TIMEOUT,
+    }
     assert ErrorCategory.INVALID_RECIPIENT.scope == "recipient"
     assert ErrorCategory.OPTED_OUT.scope == "recipient"
     assert ErrorCategory.CONTENT_REJECTED.scope == "content"
@@ -36,8 +40,13 @@ def test_category_decides_retry_and_scope() -> None:
 def test_provider_error_fields_and_text() -> None:
     """A ProviderError says what, where and why, and trims huge raw bodies."""
     error = ProviderError(
-        "throttled", category="rate_limited", retry_after=2.5, provider="acme",
-        status_code=429, code="20429", raw="x" * 10_000,
+        "throttled",
+        category="rate_limited",
+        retry_after=2.5,
+        provider="acme",
+        status_code=429,
+        code="20429",
+        raw="x" * 10_000,
     )
     assert error.retryable
     assert error.category is ErrorCategory.RATE_LIMITED

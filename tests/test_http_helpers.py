@@ -47,7 +47,11 @@ def test_error_from_response_keeps_the_evidence() -> None:
     response = httpx.Response(429, headers={"Retry-After": "4"}, json={"code": 20429})
     error = error_from_response(response, "acme", code="20429")
     assert (error.category, error.retry_after, error.status_code, error.code, error.provider) == (
-        ErrorCategory.RATE_LIMITED, 4.0, 429, "20429", "acme"
+        ErrorCategory.RATE_LIMITED,
+        4.0,
+        429,
+        "20429",
+        "acme",
     )
     assert error.raw == {"code": 20429}
     assert error.retryable

@@ -19,14 +19,14 @@ def test_message_needs_some_content() -> None:
 def test_message_refuses_unknown_fields() -> None:
     """A misspelt field is an error, not silently ignored."""
     with pytest.raises(ValidationError):
-        Message(text="hi", subjct="typo")  # type: ignore[call-arg]
+        Message(text="hi", subjct="typo")
 
 
 def test_message_is_immutable() -> None:
     """Messages are frozen values."""
     message = Message(text="hi")
     with pytest.raises(ValidationError):
-        message.text = "changed"  # type: ignore[misc]
+        message.text = "changed"
 
 
 @pytest.mark.parametrize("field", ["subject", "sender"])
@@ -69,7 +69,7 @@ def test_attachment_from_base64() -> None:
     """Base64 text decodes into the attachment's bytes; bad base64 is refused."""
     data = base64.b64encode(b"hello").decode()
     assert Attachment.from_base64("a.txt", data).content == b"hello"
-    with pytest.raises(ValueError, match="base64|Incorrect|Invalid"):
+    with pytest.raises(ValueError, match=r"base64|Incorrect|Invalid"):
         Attachment.from_base64("a.txt", "***")
 
 
@@ -84,7 +84,11 @@ def test_webpush_target_from_subscription_json() -> None:
     target = PushTarget.webpush(
         {"endpoint": "https://push.example/abc", "keys": {"p256dh": "BP", "auth": "au"}}
     )
-    assert (target.kind, target.token, target.keys["auth"]) == ("webpush", "https://push.example/abc", "au")
+    assert (target.kind, target.token, target.keys["auth"]) == (
+        "webpush",
+        "https://push.example/abc",
+        "au",
+    )
 
 
 def test_preferences_allow_and_refuse() -> None:

@@ -43,7 +43,9 @@ class Plain(Provider):
     channels: ClassVar[frozenset[Channel]] = frozenset({Channel.EMAIL})
     Settings: ClassVar[type[ProviderSettings]] = SecretSettings
 
-    def parse_webhook_events(self, request: WebhookRequest) -> Iterable[DeliveryEvent | InboundMessage]:
+    def parse_webhook_events(
+        self, request: WebhookRequest
+    ) -> Iterable[DeliveryEvent | InboundMessage]:
         body = request.json_body()
         return [DeliveryEvent(provider=self.name, status=body["status"], raw_status=body["status"])]
 
@@ -53,7 +55,12 @@ class Plain(Provider):
 
 
 def outbound(**kwargs: object) -> OutboundMessage:
-    fields: dict[str, object] = {"id": "m1", "channel": Channel.EMAIL, "to": "a@example.com", "text": "hi"}
+    fields: dict[str, object] = {
+        "id": "m1",
+        "channel": Channel.EMAIL,
+        "to": "a@example.com",
+        "text": "hi",
+    }
     fields.update(kwargs)
     return OutboundMessage.model_validate(fields)
 
@@ -106,7 +113,9 @@ def test_attachment_size_limit() -> None:
     """Attachments over the adapter's limit are refused as payload_too_large."""
 
     class Small(MemoryProvider):
-        capabilities: ClassVar[Capabilities] = Capabilities(attachments=True, max_attachment_bytes=3)
+        capabilities: ClassVar[Capabilities] = Capabilities(
+            attachments=True, max_attachment_bytes=3
+        )
 
     with pytest.raises(anysend.ProviderError) as info:
         Small().check_supported(outbound(attachments=(Attachment(filename="a", content=b"abcd"),)))
@@ -170,13 +179,22 @@ def test_console_prints_each_channel() -> None:
     """Console writes the channel, address and content of each message."""
     stream = io.StringIO()
     console = Console(stream=stream)
-    receipt = console.send(outbound(subject="Hello", attachments=(Attachment(filename="a.txt", content=b"ab"),)))
-    console.send(
-        outbound(channel=Channel.PUSH, to="tok", text=None,
-                 push=anysend.PushContent(title="T", body="B"))
+    receipt = console.send(
+        outbound(subject="Hello", attachments=(Attachment(filename="a.txt", content=b"ab"),))
     )
-    console.send(outbound(channel=Channel.WHATSAPP, to="+48600700800", text=None,
-                          chat_template=ChatTemplate(name="order")))
+    console.send(
+        outbound(
+            channel=Channel.PUSH, to="tok", text=None, push=anysend.PushContent(title="T", body="B")
+        )
+    )
+    console.send(
+        outbound(
+            channel=Channel.WHATSAPP,
+            to="+48600700800",
+            text=None,
+            chat_template=ChatTemplate(name="order"),
+        )
+    )
     console.send(outbound(text=None, html="<p>x</p>"))
     out = stream.getvalue()
     assert "email to a@example.com" in out
@@ -185,7 +203,8 @@ def test_console_prints_each_channel() -> None:
     assert "Title: T\nB" in out
     assert "Template: order" in out
     assert "<p>x</p>" in out
-    assert receipt.provider_message_id and receipt.provider_message_id.startswith("console-")
+    assert receipt.provider_message_id is not None
+    assert receipt.provider_message_id.startswith("console-")
 
 
 def test_console_can_serve_some_channels_only() -> None:

@@ -36,7 +36,9 @@ def test_email_is_normalised() -> None:
     assert normalize_email("Ann@Example.COM") == "Ann@example.com"
 
 
-@pytest.mark.parametrize("raw", ["ann", "ann@", "ann@@example.com", "ann@example.com\r\nBcc: x@y.z"])
+@pytest.mark.parametrize(
+    "raw", ["ann", "ann@", "ann@@example.com", "ann@example.com\r\nBcc: x@y.z"]
+)
 def test_bad_email_is_refused(raw: str) -> None:
     """Malformed addresses and header injection attempts raise InvalidRecipientError."""
     with pytest.raises(InvalidRecipientError) as info:

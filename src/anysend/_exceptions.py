@@ -161,7 +161,7 @@ class ProviderError(AnysendError):
         self,
         message: str,
         *,
-        category: ErrorCategory = ErrorCategory.UNKNOWN,
+        category: ErrorCategory | str = ErrorCategory.UNKNOWN,
         retryable: bool | None = None,
         retry_after: float | None = None,
         provider: str | None = None,

@@ -5,25 +5,39 @@
 * :class:`ProviderContract`: the contract test kit for adapter authors.
 * a pytest plugin with the ``anysend_outbox`` and ``anysend_clock`` fixtures (loaded
   automatically once anysend is installed).
+
+Names load on first use, so that the pytest plugin costs nothing until a fixture is used.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from anysend.testing._clock import VirtualClock
-from anysend.testing._memory import MemoryProvider, MemorySettings
-
 if TYPE_CHECKING:
-    from anysend.testing.contract import ProviderContract
+    from anysend.testing._clock import VirtualClock
+    from anysend.testing._memory import MemoryProvider, MemorySettings
+    from anysend.testing.contract import ErrorCase, ProviderContract
 
-__all__ = ["MemoryProvider", "MemorySettings", "ProviderContract", "VirtualClock"]
+__all__ = ["ErrorCase", "MemoryProvider", "MemorySettings", "ProviderContract", "VirtualClock"]
+
+_EXPORTS = {
+    "ErrorCase": "anysend.testing.contract",
+    "MemoryProvider": "anysend.testing._memory",
+    "MemorySettings": "anysend.testing._memory",
+    "ProviderContract": "anysend.testing.contract",
+    "VirtualClock": "anysend.testing._clock",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The contract kit imports pytest; load it only when asked for.
-    if name == "ProviderContract":
-        from anysend.testing.contract import ProviderContract
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'anysend.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return ProviderContract
-    raise AttributeError(f"module 'anysend.testing' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
