@@ -9,8 +9,9 @@ imported only when used. Adapters from other packages register under the
     [project.entry-points."anysend.providers"]
     acme = "acme_anysend:AcmeSMS"
 
-The entry-point name is the provider's :attr:`Provider.name` (and, in the configuration guide,
-its URL scheme).
+The entry-point name is the provider's ``Provider.name``. Adapter authors also get the shared
+HTTP error mapping here: :func:`error_from_response`, :func:`category_for_status`,
+:func:`parse_retry_after` and :func:`response_body`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from anysend.providers._base import (
     SendFlow,
     compare_signatures,
 )
+from anysend.providers._http import (
+    category_for_status,
+    error_from_response,
+    parse_retry_after,
+    response_body,
+)
 
 __all__ = [
     "Capabilities",
@@ -32,8 +39,12 @@ __all__ = [
     "ProviderSettings",
     "SendFlow",
     "available",
+    "category_for_status",
     "compare_signatures",
+    "error_from_response",
     "load",
+    "parse_retry_after",
+    "response_body",
 ]
 
 GROUP = "anysend.providers"
