@@ -744,3 +744,158 @@ async def test_addressless_provider_serves_a_recipient_without_address() -> None
         result = await c.send(TEXT, to=Recipient(id="ops"))
     assert result.channel is Channel.CHAT
     assert chat.messages[0].to == ""
+
+
+# -- edges of routing and adapters --------------------------------------------------------------
+
+
+class Misbehaving(MemoryProvider):
+    """A direct adapter that raises whatever it is told to."""
+
+    error: Exception = RuntimeError("adapter bug")
+
+    async def asend(self, message: anysend.OutboundMessage) -> anysend.Receipt:
+        self.calls += 1
+        raise self.error
+
+
+async def test_adapter_bug_is_recorded_as_failed_and_fails_over(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An adapter raising a foreign exception fails that attempt (logged) and the next one runs."""
+    broken = Misbehaving(name="broken", channels=frozenset({Channel.SMS}))
+    backup = memory("backup", "sms")
+    with caplog.at_level(logging.ERROR, logger="anysend"):
+        async with client(broken, backup) as c:
+            result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.provider == "backup"
+    error = result.attempts[0].error
+    assert error is not None
+    assert error.category is ErrorCategory.UNKNOWN
+    assert "RuntimeError: adapter bug" in error.message
+    assert "raised an unexpected error" in caplog.text
+
+
+async def test_adapter_configuration_error_fails_over() -> None:
+    """A ConfigurationError raised while sending counts as a configuration failure."""
+    broken = Misbehaving(name="broken", channels=frozenset({Channel.SMS}))
+    broken.error = anysend.ConfigurationError("sender id not registered")
+    async with client(broken, memory("backup", "sms")) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    error = result.attempts[0].error
+    assert error is not None
+    assert error.category is ErrorCategory.CONFIGURATION
+    assert result.provider == "backup"
+
+
+async def test_adapter_refusing_a_feature_while_sending_is_a_skip() -> None:
+    """UnsupportedFeatureError raised by the adapter itself skips to the next provider."""
+    broken = Misbehaving(name="picky", channels=frozenset({Channel.SMS}))
+    broken.error = anysend.UnsupportedFeatureError("no unicode", provider="picky", feature="ucs2")
+    async with client(broken, memory("backup", "sms")) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.attempts[0].skip_reason is SkipReason.UNSUPPORTED
+    assert result.provider == "backup"
+
+
+async def test_push_device_without_a_provider_for_its_kind_is_skipped() -> None:
+    """A device whose kind no provider serves is skipped with no_provider."""
+
+    class FCMOnly(MemoryProvider):
+        push_kinds: ClassVar[frozenset[str]] = frozenset({"fcm"})
+
+    ann = Recipient(push=(PushTarget(kind="apns", token="a1"),))
+    async with client(FCMOnly(channels=frozenset({Channel.PUSH}))) as c:
+        result = await c.send(Message(text="hi"), to=ann)
+    [attempt] = result.attempts
+    assert attempt.skip_reason is SkipReason.NO_PROVIDER
+    assert "apns" in (attempt.detail or "")
+
+
+async def test_repeated_provider_names_are_numbered() -> None:
+    """Two providers with one name are kept apart as name and name-2."""
+    async with client(memory("sms", "sms"), memory("sms", "sms")) as c:
+        assert list(c.providers) == ["sms", "sms-2"]
+
+
+async def test_round_robin_for_listed_channels_only() -> None:
+    """round_robin=["sms"] rotates SMS providers and leaves email in order."""
+    sms = [memory("s1", "sms"), memory("s2", "sms")]
+    email = [memory("e1", "email"), memory("e2", "email")]
+    async with client(*sms, *email, round_robin=["sms"]) as c:
+        sms_order = [(await c.send(TEXT, to=ANN, via=["sms"])).provider for _ in range(2)]
+        email_order = [(await c.send(TEXT, to=ANN, via=["email"])).provider for _ in range(2)]
+    assert sms_order == ["s1", "s2"]
+    assert email_order == ["e1", "e1"]
+
+
+async def test_empty_via_is_a_configuration_error() -> None:
+    """via=[] names no channel and is refused."""
+    async with client(memory("m", "sms")) as c:
+        with pytest.raises(anysend.ConfigurationError, match="via is empty"):
+            await c.send(TEXT, to=ANN, via=[])
+
+
+async def test_template_without_templates_is_a_configuration_error() -> None:
+    """A message naming a template on a client without templates is refused."""
+    async with client(memory("m", "sms")) as c:
+        with pytest.raises(anysend.ConfigurationError, match="no templates"):
+            await c.send(Message(template="x"), to=ANN, via=["sms"])
+
+
+async def test_webhook_and_chat_app_addresses() -> None:
+    """The webhook channel uses webhook_url and chat apps use chat_ids."""
+    outbox = memory("m", "webhook", "telegram")
+    ann = Recipient(webhook_url="https://crm.example/hook", chat_ids={Channel.TELEGRAM: " 123456 "})
+    async with client(outbox) as c:
+        hook = await c.send(TEXT, to=ann, via=["webhook"])
+        telegram = await c.send(TEXT, to=ann, via=["telegram"])
+    assert hook.address == "https://crm.example/hook"
+    assert telegram.address == "123456"
+
+
+async def test_whatsapp_uses_phone_unless_given_its_own_number() -> None:
+    """WhatsApp goes to the phone number, or to a WhatsApp-specific one when set."""
+    outbox = memory("m", "whatsapp")
+    async with client(outbox) as c:
+        by_phone = await c.send(TEXT, to=ANN, via=["whatsapp"])
+        own = await c.send(
+            TEXT,
+            to=ANN.model_copy(update={"chat_ids": {Channel.WHATSAPP: "+48 500 600 700"}}),
+            via=["whatsapp"],
+        )
+        with pytest.raises(anysend.InvalidRecipientError) as info:
+            await c.send(TEXT, to=Recipient(chat_ids={Channel.WHATSAPP: "123"}), via=["whatsapp"])
+    assert by_phone.address == "+48600700800"
+    assert own.address == "+48500600700"
+    assert info.value.field == "chat_ids"
+
+
+async def test_push_only_message_skips_email_and_sms() -> None:
+    """A message with only push content has nothing to send by email or SMS."""
+    message = Message(push=anysend.PushContent(title="Hi"))
+    ann = ANN.model_copy(update={"push": (PushTarget(kind="fcm", token="t"),)})
+    async with client(memory("m", "email", "sms", "push")) as c:
+        result = await c.send(message, to=ann)
+    assert [a.skip_reason for a in result.attempts[:2]] == [SkipReason.NO_CONTENT] * 2
+    assert result.channel is Channel.PUSH
+
+
+async def test_a_failing_result_hook_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """An on_result hook that raises is logged and the result is still returned."""
+
+    async def broken(result: anysend.SendResult) -> None:
+        raise RuntimeError("hook bug")
+
+    with caplog.at_level(logging.ERROR, logger="anysend"):
+        async with client(memory("sms", "sms"), on_result=[broken]) as c:
+            result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.ok
+    assert "on_result hook raised" in caplog.text
+
+
+async def test_recipient_as_a_dict() -> None:
+    """to= also takes the recipient's fields as a dict."""
+    async with client(memory("m", "sms")) as c:
+        result = await c.send(TEXT, to={"phone": "+48600700800"})
+    assert result.address == "+48600700800"
