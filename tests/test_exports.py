@@ -55,3 +55,18 @@ def test_import_is_light() -> None:
 def test_version() -> None:
     """The package has a version string."""
     assert anysend.__version__
+
+
+def test_a_first_time_success_builds_no_retry_machinery() -> None:
+    """A send that succeeds at once never imports tenacity, the retry library."""
+    code = (
+        "import sys, anysend\n"
+        "from anysend.testing import MemoryProvider\n"
+        "with anysend.Client([MemoryProvider()]) as c:\n"
+        "    assert c.send(anysend.Message(text='hi'), to={'phone': '+48600700800'}).ok\n"
+        "print('tenacity' in sys.modules)\n"
+    )
+    out = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"

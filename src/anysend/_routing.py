@@ -215,7 +215,10 @@ class Router:
         if channel is Channel.EMAIL:
             if not (message.text or message.html or message.attachments):
                 return None
-            return RenderedContent(subject=message.subject, text=message.text, html=message.html)
+            text = message.text
+            if text is None and message.html:
+                text = self._html_to_text(message.html)
+            return RenderedContent(subject=message.subject, text=text, html=message.html)
         if channel is Channel.PUSH:
             push = message.push
             title = push.title if push and push.title else message.subject
@@ -224,6 +227,17 @@ class Router:
         if message.text is None and message.chat_template is None:
             return None
         return RenderedContent(text=message.text)
+
+    def _html_to_text(self, html: str) -> str:
+        """The plain-text part of an HTML-only email (the templates' converter, or inscriptis).
+
+        Raises:
+            ConfigurationError: no converter is available (install ``anysend[html]``).
+        """
+        from anysend._templates import _default_html_to_text
+
+        custom = self.templates._html_to_text if self.templates is not None else None
+        return (custom or _default_html_to_text())(html).strip()
 
     def outbound(
         self,

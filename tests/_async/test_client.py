@@ -24,7 +24,7 @@ from anysend import (
     RetryPolicy,
     SkipReason,
 )
-from anysend.providers import Capabilities, Provider, ProviderSettings
+from anysend.providers import Capabilities, Provider, ProviderSettings, SendFlow
 from anysend.providers._http import error_from_response
 from anysend.testing import MemoryProvider, VirtualClock
 
@@ -899,3 +899,63 @@ async def test_recipient_as_a_dict() -> None:
     async with client(memory("m", "sms")) as c:
         result = await c.send(TEXT, to={"phone": "+48600700800"})
     assert result.address == "+48600700800"
+
+
+async def test_html_only_email_gets_a_text_part() -> None:
+    """An email given only HTML also carries a plain-text part derived from it."""
+    outbox = memory("m", "email")
+    html = '<h1>Back</h1><p>Your <b>Sneakers</b> are <a href="https://shop.example/s">here</a></p>'
+    async with client(outbox) as c:
+        await c.send(Message(html=html, subject="Back"), to=ANN, via=["email"])
+    text = outbox.messages[0].text or ""
+    assert "Sneakers" in text
+    assert "https://shop.example/s" in text
+    assert "<b>" not in text
+
+
+async def test_plain_text_is_never_rendered_as_a_template() -> None:
+    """Message.text goes out exactly as given, braces and all."""
+    outbox = memory("m", "sms")
+    async with client(outbox) as c:
+        await c.send(Message(text="Use code {{ code }} {% raw %}"), to=ANN, via=["sms"])
+    assert outbox.messages[0].text == "Use code {{ code }} {% raw %}"
+
+
+async def test_multi_request_send_flow() -> None:
+    """An adapter's send_flow may fetch a token first; the client drives both requests."""
+
+    class TokenThenSend(HttpSMS):
+        def send_flow(self, message: anysend.OutboundMessage) -> SendFlow:
+            token = yield httpx.Request("POST", "https://auth.example.test/token")
+            bearer = token.json()["access_token"]
+            response = yield httpx.Request(
+                "POST",
+                "https://api.example.test/v1/sms",
+                json={"to": message.to},
+                headers={"Authorization": f"Bearer {bearer}"},
+            )
+            return anysend.Receipt(provider_message_id=response.json()["id"])
+
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post("https://auth.example.test/token").mock(
+            return_value=httpx.Response(200, json={"access_token": "tok-1"})
+        )
+        send = mock.post("https://api.example.test/v1/sms").mock(
+            return_value=httpx.Response(200, json={"id": "SM9"})
+        )
+        async with client(TokenThenSend()) as c:
+            result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.provider_message_id == "SM9"
+    assert send.calls.last.request.headers["authorization"] == "Bearer tok-1"
+
+
+async def test_rate_limit_past_the_deadline_fails_over() -> None:
+    """A Retry-After that would end past the deadline fails over instead of waiting."""
+    a = memory("a", "sms")
+    b = memory("b", "sms")
+    a.fail(ErrorCategory.RATE_LIMITED, retry_after=30)
+    clock = VirtualClock()
+    async with client(a, b, clock=clock, retry=RetryPolicy(deadline=20)) as c:
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.provider == "b"
+    assert clock.sleeps == []
