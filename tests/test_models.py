@@ -111,3 +111,11 @@ def test_chat_template_defaults() -> None:
     """A chat template has a language and parameters by default."""
     template = ChatTemplate(name="order_update")
     assert (template.language, template.parameters) == ("en", [])
+
+
+def test_unsubscribe_url_must_be_https() -> None:
+    """A one-click unsubscribe URL must be https and a single line."""
+    assert Message(text="x", unsubscribe_url="https://shop.example/u/1").unsubscribe_url
+    for bad in ("http://shop.example/u", "https://x/\r\nBcc: y"):
+        with pytest.raises(ValidationError, match="https"):
+            Message(text="x", unsubscribe_url=bad)

@@ -256,6 +256,9 @@ class Message(BaseModel):
         tags: labels for reports and provider analytics.
         category: the kind of message (``"marketing"``, ``"transactional"``, ``"otp"``, ...),
             used by preferences and, in later releases, by policies.
+        unsubscribe_url: an https URL that unsubscribes the recipient in one click; email
+            adapters send it as ``List-Unsubscribe`` with ``List-Unsubscribe-Post``
+            (RFC 8058). Marketing email needs one.
         idempotency_key: the same key sent twice sends once; the second call gets the first
             result.
         send_at: ask the provider to send later (where it can).
@@ -280,6 +283,7 @@ class Message(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     tags: tuple[str, ...] = ()
     category: str | None = None
+    unsubscribe_url: str | None = None
     idempotency_key: str | None = None
     send_at: datetime | None = None
     provider_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -290,6 +294,13 @@ class Message(BaseModel):
         for name, header in value.items():
             if _has_crlf(name) or _has_crlf(header):
                 raise ValueError(f"header {name!r} contains CR or LF")
+        return value
+
+    @field_validator("unsubscribe_url")
+    @classmethod
+    def _https_unsubscribe(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("https://") or _has_crlf(value)):
+            raise ValueError("unsubscribe_url must be an https URL (RFC 8058)")
         return value
 
     @field_validator("subject", "sender")
@@ -329,7 +340,7 @@ class OutboundMessage(BaseModel):
         push: push title, body and data.
         chat_template: a provider-side template to use instead of text.
         sender, reply_to, cc, bcc, headers, attachments, metadata, tags, category,
-            idempotency_key, send_at: copied from the message.
+            unsubscribe_url, idempotency_key, send_at: copied from the message.
         provider_options: the options given for this adapter, verbatim.
         locale: the locale the content was rendered in.
     """
@@ -355,6 +366,7 @@ class OutboundMessage(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     tags: tuple[str, ...] = ()
     category: str | None = None
+    unsubscribe_url: str | None = None
     idempotency_key: str | None = None
     send_at: datetime | None = None
     provider_options: dict[str, Any] = Field(default_factory=dict)

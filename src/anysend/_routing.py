@@ -284,6 +284,7 @@ class Router:
             metadata=message.metadata,
             tags=message.tags,
             category=message.category,
+            unsubscribe_url=message.unsubscribe_url,
             idempotency_key=key,
             send_at=message.send_at,
             locale=content.locale,
