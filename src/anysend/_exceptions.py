@@ -5,7 +5,7 @@ Each class says what the caller does next, so an application can catch by intent
     AnysendError
     ├── InvalidRecipientError (also ValueError)   fix the address; nothing was sent
     ├── TemplateError                             fix the template or its data
-    ├── ContentError (also ValueError)            the content breaks a channel limit
+    ├── ContentError (also ValueError)            an adapter cannot send this content
     ├── ConfigurationError                        fix the client or provider settings
     ├── UnsupportedFeatureError                   the adapter cannot express a feature
     ├── ProviderError                             a provider refused or failed; see ``category``
@@ -123,7 +123,12 @@ class TemplateError(AnysendError):
 
 
 class ContentError(AnysendError, ValueError):
-    """Content breaks a channel limit (SMS segments, push payload size) or is unsafe."""
+    """Content an adapter cannot send as it is: a rule of the channel or provider is broken.
+
+    Raised by adapters before any network call (a marketing email without an unsubscribe
+    URL, a header with a line break). Inside ``send()`` the client records it as a failed
+    attempt with category ``content_rejected`` and moves on to the next channel.
+    """
 
 
 class ConfigurationError(AnysendError):

@@ -205,7 +205,8 @@ class Recipient(BaseModel):
         webhook_url: where the ``webhook`` channel posts for this person.
         locale: a BCP 47 tag such as ``"pl-PL"``; picks template variants.
         timezone: an IANA zone name such as ``"Europe/Warsaw"``.
-        preferences: opt-outs and consents.
+        preferences: opt-outs and consents (``True`` records consent; policies that require
+            consent, such as marketing, read it).
         name: a display name (email ``To`` header).
     """
 
@@ -260,7 +261,8 @@ class Message(BaseModel):
             adapters send it as ``List-Unsubscribe`` with ``List-Unsubscribe-Post``
             (RFC 8058). Marketing email needs one.
         idempotency_key: the same key sent twice sends once; the second call gets the first
-            result.
+            result (the key alone identifies the send: keep keys unique per message and
+            recipient, such as ``"order-42-shipped"``).
         send_at: ask the provider to send later (where it can).
         provider_options: per provider name, options passed to that adapter verbatim.
     """
@@ -336,11 +338,24 @@ class OutboundMessage(BaseModel):
             web push endpoint, a chat id, or a webhook URL.
         push_target: for push, the full device target (kind and keys).
         recipient: the whole recipient, for adapters that need more (name, locale).
-        subject, text, html: rendered content.
+        subject: the rendered email subject.
+        text: the rendered text (email text part, SMS, chat).
+        html: the rendered email HTML.
         push: push title, body and data.
         chat_template: a provider-side template to use instead of text.
-        sender, reply_to, cc, bcc, headers, attachments, metadata, tags, category,
-            unsubscribe_url, idempotency_key, send_at: copied from the message.
+        sender: as in :class:`Message`.
+        reply_to: as in :class:`Message`.
+        cc: as in :class:`Message`.
+        bcc: as in :class:`Message`.
+        headers: as in :class:`Message`.
+        attachments: as in :class:`Message`.
+        metadata: as in :class:`Message`.
+        tags: as in :class:`Message`.
+        category: as in :class:`Message`.
+        unsubscribe_url: as in :class:`Message`.
+        idempotency_key: the message's key, or anysend's message id when it has none (with
+            ``:<n>`` added per push device), for providers that deduplicate.
+        send_at: as in :class:`Message`.
         provider_options: the options given for this adapter, verbatim.
         locale: the locale the content was rendered in.
     """

@@ -7,8 +7,8 @@ from here, so the sync and async clients cannot disagree.
 
 Rules:
 
-* the chain is ``via`` in the order given; without ``via``, every channel the recipient has an
-  address for, in :class:`~anysend.Channel` order;
+* the chain is ``via`` in the order given; without ``via``, every channel that has a provider
+  and that the recipient has an address for, in :class:`~anysend.Channel` order;
 * a channel without an address (and no address-less provider), opted out for the message's
   category, without content in the template, or without a provider is skipped with the reason;
 * every address in the chain is validated before anything is sent, so a malformed one raises
@@ -130,7 +130,7 @@ class Router:
             if not chain:
                 raise ConfigurationError("via is empty: name at least one channel")
             return list(dict.fromkeys(chain))
-        return [c for c in Channel if self._has_address(recipient, c)]
+        return [c for c in Channel if c in self.by_channel and self._has_address(recipient, c)]
 
     def _has_address(self, recipient: Recipient, channel: Channel) -> bool:
         raw = self._raw_addresses(recipient, channel)
@@ -226,7 +226,9 @@ class Router:
             return RenderedContent(push_title=title, push_body=body) if title or body else None
         if message.text is None and message.chat_template is None:
             return None
-        return RenderedContent(text=message.text)
+        # Team chat and webhooks can show a title; SMS and chat apps get the text alone.
+        titled = channel in (Channel.CHAT, Channel.WEBHOOK)
+        return RenderedContent(subject=message.subject if titled else None, text=message.text)
 
     def _html_to_text(self, html: str) -> str:
         """The plain-text part of an HTML-only email (the templates' converter, or inscriptis).
@@ -270,9 +272,9 @@ class Router:
             to=address.to,
             push_target=address.push_target,
             recipient=recipient,
-            subject=content.subject if channel is Channel.EMAIL else None,
+            subject=content.subject,
             text=content.text,
-            html=content.html if channel is Channel.EMAIL else None,
+            html=content.html,
             push=push,
             chat_template=message.chat_template if channel is not Channel.EMAIL else None,
             sender=message.sender,

@@ -72,10 +72,10 @@ class DeliveryStatus(str, enum.Enum):
     def rank(self) -> int:
         """Position in the lifecycle; a status only replaces one of lower rank.
 
-        Terminal statuses share the top rank so that the first terminal status wins, except
-        that an asynchronous bounce (``undeliverable``) may follow ``delivered``: both come from
-        the provider, and an email can bounce after the receiving server first took it.
-        ``unknown`` has rank -1: any real status replaces it.
+        Terminal statuses share the top rank: the first terminal status wins, and any terminal
+        status may follow any live one, ``delivered`` included (an email can bounce after
+        the receiving server first took it). ``unknown`` has rank -1: any real status
+        replaces it.
         """
         return _RANK[self]
 

@@ -956,3 +956,95 @@ def test_rate_limit_past_the_deadline_fails_over() -> None:
         result = c.send(TEXT, to=ANN, via=["sms"])
     assert result.provider == "b"
     assert clock.sleeps == []
+
+
+def test_one_device_ambiguous_does_not_spoil_the_others() -> None:
+    """Push fan-out: a device lost to an ambiguous timeout does not undo the accepted ones."""
+    push = memory("push", "push", idempotency=False)
+    push.fail(ErrorCategory.AMBIGUOUS_TIMEOUT)  # the first device only
+    ann = Recipient(push=(PushTarget(kind="fcm", token="f1"), PushTarget(kind="fcm", token="f2")))
+    with client(push) as c:
+        result = c.send(Message(text="hi"), to=ann)
+    assert result.ok
+    assert result.address == "f2"
+    assert [a.outcome for a in result.attempts] == [AttemptOutcome.FAILED, AttemptOutcome.SENT]
+
+
+def test_provider_attachment_limit_is_a_recorded_failure() -> None:
+    """An attachment over one provider's limit is recorded and the next provider is tried."""
+
+    class Small(MemoryProvider):
+        capabilities: ClassVar[Capabilities] = Capabilities(
+            attachments=True, max_attachment_bytes=3
+        )
+
+    small = Small(name="small", channels=frozenset({Channel.EMAIL}))
+    big = memory("big", "email")
+    message = TEXT.model_copy(
+        update={"attachments": (Attachment(filename="a.pdf", content=b"%PDF-1.7"),)}
+    )
+    with client(small, big) as c:
+        result = c.send(message, to=ANN, via=["email"])
+    first = result.attempts[0]
+    assert first.provider == "small"
+    assert first.error is not None
+    assert first.error.category is ErrorCategory.PAYLOAD_TOO_LARGE
+    assert result.provider == "big"
+
+
+def test_adapter_content_error_moves_to_the_next_channel() -> None:
+    """A ContentError from an adapter counts as content_rejected: next channel, not provider."""
+    picky = Misbehaving(name="picky", channels=frozenset({Channel.EMAIL}))
+    picky.error = anysend.ContentError("marketing email needs unsubscribe_url")
+    other_email = memory("other", "email")
+    with client(picky, other_email, memory("sms", "sms")) as c:
+        result = c.send(TEXT, to=ANN, via=["email", "sms"])
+    assert result.attempts[0].error is not None
+    assert result.attempts[0].error.category is ErrorCategory.CONTENT_REJECTED
+    assert other_email.calls == 0
+    assert result.channel is Channel.SMS
+
+
+def test_default_chain_leaves_out_channels_without_providers() -> None:
+    """Without via, channels no provider serves are not part of the chain at all."""
+    with client(memory("sms", "sms")) as c:
+        result = c.send(TEXT, to=ANN)
+    assert [a.channel for a in result.attempts] == [Channel.SMS]
+
+
+def test_subject_reaches_team_chat_and_webhooks_but_not_sms() -> None:
+    """A plain message's subject is a title on chat and webhook, and absent from SMS."""
+    outbox = memory("m", "chat", "webhook", "sms")
+    ann = ANN.model_copy(
+        update={"chat_ids": {Channel.CHAT: "ops"}, "webhook_url": "https://crm.example/h"}
+    )
+    with client(outbox) as c:
+        for channel in ("chat", "webhook", "sms"):
+            c.send(TEXT, to=ann, via=[channel])
+    assert [m.subject for m in outbox.messages] == ["Back in stock", "Back in stock", None]
+
+
+def test_secret_in_a_url_is_redacted_from_httpx_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """httpx's request log line does not show a secret that sits in the request URL."""
+
+    class SecretPath(HttpSMS):
+        def build_request(self, message: anysend.OutboundMessage) -> httpx.Request:
+            token = self.settings.token.get_secret_value()
+            return httpx.Request("POST", f"https://api.example.test/bot{token}/send")
+
+        def parse_response(
+            self, response: httpx.Response, message: anysend.OutboundMessage
+        ) -> anysend.Receipt:
+            return anysend.Receipt()
+
+    with respx.mock() as mock, caplog.at_level(logging.INFO, logger="httpx"):
+        mock.post("https://api.example.test/bots3cr3t-token/send").mock(
+            return_value=httpx.Response(200)
+        )
+        with client(SecretPath()) as c:
+            assert (c.send(TEXT, to=ANN, via=["sms"])).ok
+    assert "HTTP Request" in caplog.text
+    assert "s3cr3t-token" not in caplog.text
+    assert "bot***/send" in caplog.text

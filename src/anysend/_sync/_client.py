@@ -10,7 +10,6 @@ module only does the I/O: calling adapters, retrying, failing over, recording at
 
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,10 +23,14 @@ from anysend._clock import Clock, SystemClock
 from anysend._exceptions import (
     AnysendError,
     ConfigurationError,
+    ContentError,
     ErrorCategory,
+    InvalidRecipientError,
     ProviderError,
+    TemplateError,
     UnsupportedFeatureError,
 )
+from anysend._logging import logger, register_secrets
 from anysend._models import Channel, Message, OutboundMessage, Recipient
 from anysend._results import Attempt, AttemptOutcome, ErrorInfo, Receipt, SendResult, SkipReason
 from anysend._retry import RetryPolicy
@@ -39,13 +42,8 @@ from anysend.providers import Provider
 
 __all__ = ["Client"]
 
-logger = logging.getLogger("anysend")
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-
-
-class _Ambiguous(Exception):
-    """Internal: a send may have been accepted; stop the chain without trying anything else."""
 
 
 class Client:
@@ -103,6 +101,7 @@ class Client:
                     f"{type(provider).__name__} cannot be used by {type(self).__name__}: "
                     "it is not an HTTP adapter and has no send() method"
                 )
+        register_secrets(secret for provider in providers for secret in provider.secrets())
         if templates is not None and not isinstance(templates, Templates):
             templates = Templates(templates)
         self._router = Router(
@@ -229,11 +228,11 @@ class Client:
             assert content is not None
             if not addresses:  # an address-less provider (a configured webhook URL)
                 addresses = [Address("")]
-            try:
-                sent = self._send_channel(
-                    message_id, message, recipient, channel, addresses, content, started, attempts
-                )
-            except _Ambiguous:
+            sent, ambiguous = self._send_channel(
+                message_id, message, recipient, channel, addresses, content, started, attempts
+            )
+            if sent is None and ambiguous:
+                # A provider may have accepted it: another channel could make a duplicate.
                 break
             if sent is not None:
                 provider_name, address, receipt = sent
@@ -281,13 +280,15 @@ class Client:
         content: RenderedContent,
         started: float,
         attempts: list[Attempt],
-    ) -> tuple[str, str, Receipt] | None:
+    ) -> tuple[tuple[str, str, Receipt] | None, bool]:
         """Send on one channel: each address (push devices fan out), failing over providers.
 
-        Returns the first (provider, address, receipt) that was accepted, or ``None``.
+        Returns the first (provider, address, receipt) that was accepted, or ``None``, and
+        whether some address ended in an ambiguous timeout (nothing else is tried for it).
         """
         router = self._router
         first: tuple[str, str, Receipt] | None = None
+        ambiguous = False
         for device, address in enumerate(addresses):
             outbound = router.outbound(
                 message_id, message, recipient, channel, address, content, device
@@ -307,6 +308,18 @@ class Client:
                 prepared = router.options_for(outbound, message, provider)
                 try:
                     provider.check_supported(prepared)
+                except UnsupportedFeatureError as exc:
+                    self._record(
+                        attempts,
+                        skip(channel, SkipReason.UNSUPPORTED, str(exc), provider=provider.name),
+                    )
+                    continue
+                except ProviderError as exc:  # a limit of this provider (attachment size)
+                    exc.provider = exc.provider or provider.name
+                    failed = self._failed(channel, provider.name, prepared, 1, exc)
+                    self._record(attempts, failed)
+                    continue
+                try:
                     receipt = self._try_provider(provider, prepared, started, attempts)
                 except UnsupportedFeatureError as exc:
                     self._record(
@@ -316,14 +329,15 @@ class Client:
                     continue
                 except ProviderError as exc:
                     if exc.category is ErrorCategory.AMBIGUOUS_TIMEOUT:
-                        raise _Ambiguous from exc
+                        ambiguous = True
+                        break  # never re-sent elsewhere: it may already be on its way
                     if exc.category.scope == "provider":
                         continue  # fail over to the next provider of this channel
                     break  # the recipient or content: another provider would not help
                 if first is None:
                     first = (provider.name, outbound.to, receipt)
                 break
-        return first
+        return first, ambiguous
 
     def _try_provider(
         self,
@@ -380,11 +394,14 @@ class Client:
         except ProviderError as exc:
             error = exc
         except AnysendError as exc:
-            category = (
-                ErrorCategory.CONFIGURATION
-                if isinstance(exc, ConfigurationError)
-                else ErrorCategory.UNKNOWN
-            )
+            if isinstance(exc, ConfigurationError):
+                category = ErrorCategory.CONFIGURATION
+            elif isinstance(exc, (ContentError, TemplateError)):
+                category = ErrorCategory.CONTENT_REJECTED
+            elif isinstance(exc, InvalidRecipientError):
+                category = ErrorCategory.INVALID_RECIPIENT
+            else:
+                category = ErrorCategory.UNKNOWN
             error = ProviderError(str(exc), category=category, provider=provider.name)
             error.__cause__ = exc
         except Exception as exc:
