@@ -1051,3 +1051,23 @@ async def test_secret_in_a_url_is_redacted_from_httpx_logs(
     assert "HTTP Request" in caplog.text
     assert "s3cr3t-token" not in caplog.text
     assert "bot***/send" in caplog.text
+
+
+async def test_providers_from_a_url_string() -> None:
+    """A client takes its providers as URLs, in failover order."""
+    async with anysend.AsyncClient(
+        "memory://?name=first&channels=sms || memory://?name=second"
+    ) as c:
+        assert list(c.providers) == ["first", "second"]
+        result = await c.send(TEXT, to=ANN, via=["sms"])
+    assert result.provider == "first"
+
+
+async def test_client_from_env() -> None:
+    """from_env reads ANYSEND_PROVIDERS and per-provider settings."""
+    env = {"ANYSEND_PROVIDERS": "memory://", "ANYSEND_MEMORY_NAME": "from-env"}
+    async with anysend.AsyncClient.from_env(env, default_region="PL") as c:
+        result = await c.send(TEXT, to=Recipient(phone="600 700 800"), via=["sms"])
+    assert result.provider == "from-env"
+    with pytest.raises(anysend.ConfigurationError, match="ANYSEND_PROVIDERS"):
+        anysend.AsyncClient.from_env({})

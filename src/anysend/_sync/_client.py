@@ -50,7 +50,9 @@ class Client:
     """Sends messages over a chain of channels and providers.
 
     Args:
-        providers: the adapters to use; several on one channel fail over in order.
+        providers: the adapters to use; several on one channel fail over in order. A string
+            is read as provider URLs (``"smtp://user:pass@host:587?from=a@b.c || console://"``,
+            see the configuration guide).
         templates: a folder of templates, a mapping of template files, or a
             :class:`~anysend.Templates`.
         default_region: ISO 3166 region (``"PL"``) for phone numbers without a country code.
@@ -76,7 +78,7 @@ class Client:
 
     def __init__(
         self,
-        providers: Iterable[Provider] = (),
+        providers: Iterable[Provider] | str = (),
         *,
         templates: Templates | str | os.PathLike[str] | Mapping[str, str] | None = None,
         default_region: str | None = None,
@@ -92,6 +94,10 @@ class Client:
         check_deliverability: bool = False,
         idempotency_ttl: float = 24 * 3600.0,
     ) -> None:
+        if isinstance(providers, str):
+            from anysend.providers import from_urls
+
+            providers = from_urls(providers)
         providers = list(providers)
         for provider in providers:
             if not isinstance(provider, Provider):
@@ -123,6 +129,21 @@ class Client:
         self._http_pid = os.getpid()
         self._idempotency = IdempotencyCache(ttl=idempotency_ttl, clock=self._clock)
         self._closed = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> Client:
+        """A client with the providers named in ``ANYSEND_PROVIDERS`` (and their settings).
+
+        Args:
+            environ: the variables to read (``os.environ`` by default).
+            **kwargs: every other client argument (templates, retry, ...).
+
+        Raises:
+            ConfigurationError: the variables are missing or invalid (secrets never shown).
+        """
+        from anysend.providers import from_env
+
+        return cls(from_env(environ), **kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(providers={list(self._router.providers.values())!r})"

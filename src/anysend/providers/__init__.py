@@ -9,7 +9,10 @@ imported only when used. Adapters from other packages register under the
     [project.entry-points."anysend.providers"]
     acme = "acme_anysend:AcmeSMS"
 
-The entry-point name is the provider's ``Provider.name``. Adapter authors also get the shared
+The entry-point name is the provider's ``Provider.name``, and also its URL scheme:
+:func:`from_url` builds a provider from ``smtp://user:pass@host:587?from=shop@example.com``,
+:func:`from_urls` a failover list (``"a || b"``), :func:`from_env` the list in the
+``ANYSEND_PROVIDERS`` environment variable (see the configuration guide). Adapter authors also get the shared
 HTTP error mapping here: :func:`error_from_response`, :func:`category_for_status`,
 :func:`parse_retry_after` and :func:`response_body`.
 """
@@ -26,6 +29,7 @@ from anysend.providers._base import (
     SendFlow,
     compare_signatures,
 )
+from anysend.providers._config import from_env, from_url, from_urls, redact_url, to_url
 from anysend.providers._http import (
     category_for_status,
     error_from_response,
@@ -42,9 +46,14 @@ __all__ = [
     "category_for_status",
     "compare_signatures",
     "error_from_response",
+    "from_env",
+    "from_url",
+    "from_urls",
     "load",
     "parse_retry_after",
+    "redact_url",
     "response_body",
+    "to_url",
 ]
 
 GROUP = "anysend.providers"
