@@ -12,8 +12,9 @@ imported only when used. Adapters from other packages register under the
 The entry-point name is the provider's ``Provider.name``, and also its URL scheme:
 :func:`from_url` builds a provider from ``smtp://user:pass@host:587?from=shop@example.com``,
 :func:`from_urls` a failover list (``"a || b"``), :func:`from_env` the list in the
-``ANYSEND_PROVIDERS`` environment variable (see the configuration guide). Adapter authors also get the shared
-HTTP error mapping here: :func:`error_from_response`, :func:`category_for_status`,
+``ANYSEND_PROVIDERS`` environment variable (see the configuration guide).
+
+Adapter authors also get the shared HTTP error mapping here: :func:`error_from_response`, :func:`category_for_status`,
 :func:`parse_retry_after` and :func:`response_body`.
 """
 
