@@ -14,8 +14,8 @@ The entry-point name is the provider's ``Provider.name``, and also its URL schem
 :func:`from_urls` a failover list (``"a || b"``), :func:`from_env` the list in the
 ``ANYSEND_PROVIDERS`` environment variable (see the configuration guide).
 
-Adapter authors also get the shared HTTP error mapping here: :func:`error_from_response`, :func:`category_for_status`,
-:func:`parse_retry_after` and :func:`response_body`.
+Adapter authors also get the shared HTTP error mapping here: :func:`error_from_response`,
+:func:`category_for_status`, :func:`parse_retry_after` and :func:`response_body`.
 """
 
 from __future__ import annotations
