@@ -158,14 +158,14 @@ def _print_attempts(out: RichConsole, results: list[tuple[str, SendResult]]) -> 
         table.add_column(column, justify="right" if column in ("try", "ms") else "left")
     for name, result in results:
         for attempt in result.attempts:
-            if attempt.error is not None:
-                detail = f"{attempt.error.category.value}: {attempt.error.message}"
+            error = attempt.error
+            if error is not None:
+                reply = " ".join(str(p) for p in (error.status_code, error.code) if p)
+                detail = f"{error.category.value} ({reply})" if reply else error.category.value
             elif attempt.skip_reason is not None:
                 detail = f"skipped: {attempt.detail}"
             else:
-                detail = (
-                    f"accepted as {attempt.receipt.provider_message_id if attempt.receipt else '?'}"
-                )
+                detail = "accepted"
             style = {"sent": "green", "failed": "red"}.get(attempt.outcome.value, "yellow")
             table.add_row(
                 name,
