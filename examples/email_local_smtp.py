@@ -19,7 +19,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[bytes] = []
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd hook
+    async def handle_DATA(self, server, session, envelope) -> str:
         self.messages.append(envelope.original_content or envelope.content)
         return "250 2.0.0 Ok: queued"
 

@@ -18,7 +18,7 @@ received: list[dict] = []
 
 
 class CRM(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         try:
             verify_signature(body, dict(self.headers), SECRET)
