@@ -97,17 +97,11 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.errors import HeaderParseError
-from email.headerregistry import Address
-from email.message import EmailMessage, MIMEPart
-from email.policy import EmailPolicy
-from email.utils import format_datetime, getaddresses, make_msgid
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from anysend._email import ComposedEmail, compose_email, parse_mailbox, unsafe
 from anysend._exceptions import (
     ConfigurationError,
     ContentError,
@@ -315,7 +309,7 @@ class SMTPSettings(ProviderSettings):
     @field_validator("username", "sender", "ca_file")
     @classmethod
     def _no_line_breaks(cls, value: str | None) -> str | None:
-        if value is not None and _unsafe(value):
+        if value is not None and unsafe(value):
             raise ValueError("CR, LF and NUL are not allowed")
         return value
 
@@ -332,182 +326,10 @@ class SMTPSettings(ProviderSettings):
             )
         if self.sender is not None:
             try:
-                _mailbox(self.sender, "sender")
+                parse_mailbox(self.sender, "sender")
             except (ContentError, InvalidRecipientError) as exc:
                 raise ValueError(f"sender: {exc}") from exc
         return self
-
-
-# -- composing the message ------------------------------------------------------------------------
-
-_HEADER_NAME = re.compile(r"[!-9;-~]+")
-_MIME_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
-#: Headers the adapter writes itself; a custom header may not replace them.
-_RESERVED_HEADERS = frozenset(
-    {
-        "from",
-        "to",
-        "cc",
-        "bcc",
-        "reply-to",
-        "subject",
-        "date",
-        "message-id",
-        "mime-version",
-        "x-anysend-message-id",
-        "list-unsubscribe",
-        "list-unsubscribe-post",
-    }
-)
-
-
-def _unsafe(value: str) -> bool:
-    return "\r" in value or "\n" in value or "\x00" in value
-
-
-class _Policy(EmailPolicy):
-    """``email.policy.SMTP`` (CRLF, 78-column folding), with two changes.
-
-    Bodies are 7-bit (quoted-printable or base64), so no server needs 8BITMIME. An ASCII
-    header with a word too long to fold (a long URL in ``List-Unsubscribe``) is written on
-    one line, as RFC 5322 allows up to 998 characters, instead of being turned into
-    RFC 2047 encoded words that would break it.
-    """
-
-    def _whole(self, name: str, value: str) -> str | None:
-        text = str(value)
-        limit = (self.max_line_length or 78) - len(name) - 2
-        if (
-            text.isascii()
-            and not _unsafe(text)
-            and len(name) + 2 + len(text) <= 998
-            and any(len(word) > limit for word in text.split())
-        ):
-            return f"{name}: {text}{self.linesep}"
-        return None
-
-    def fold(self, name: str, value: str) -> str:
-        """Fold a header for text output."""
-        whole = self._whole(name, value)
-        return whole if whole is not None else super().fold(name, value)
-
-    def fold_binary(self, name: str, value: str) -> bytes:
-        """Fold a header for the bytes sent on the wire."""
-        whole = self._whole(name, value)
-        return whole.encode("ascii") if whole is not None else super().fold_binary(name, value)
-
-
-_POLICY = _Policy(linesep="\r\n", cte_type="7bit")
-_POLICY_UTF8 = _POLICY.clone(utf8=True)
-
-
-@dataclass(frozen=True)
-class _Mailbox:
-    header: Address
-    envelope: str
-    smtputf8: bool
-
-
-def _mailbox(value: str, field: str, display_name: str | None = None) -> _Mailbox:
-    """Parse one address (``ann@example.com`` or ``Ann <ann@example.com>``).
-
-    Raises:
-        ContentError: the sender is not one address.
-        InvalidRecipientError: a recipient field is not one address.
-    """
-
-    def bad(why: str) -> Exception:
-        text = f"{field} {value!r} {why}"
-        if field in ("sender", "reply_to"):
-            return ContentError(text)
-        return InvalidRecipientError(text, field=field, value=value)
-
-    parsed = getaddresses([value])
-    if len(parsed) != 1 or "@" not in parsed[0][1]:
-        raise bad("is not one email address")
-    name, address = parsed[0]
-    local, _, domain = address.rpartition("@")
-    if not local or not domain:
-        raise bad("is not one email address")
-    try:
-        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
-        header = Address(
-            display_name=name if display_name is None else display_name,
-            username=local,
-            domain=domain,
-        )
-    except (UnicodeError, ValueError, IndexError, HeaderParseError) as exc:
-        raise bad(f"is not a valid email address ({exc})") from exc
-    return _Mailbox(header=header, envelope=f"{local}@{domain}", smtputf8=not local.isascii())
-
-
-@dataclass(frozen=True)
-class ComposedEmail:
-    """A message ready for the SMTP conversation (what :meth:`SMTP.compose` returns).
-
-    Attributes:
-        message: the MIME message.
-        mail_from: the envelope sender (``MAIL FROM``), a bare address.
-        rcpt_to: the envelope recipients (``RCPT TO``): to, cc and bcc, without repeats.
-        message_id: the ``Message-ID`` without angle brackets (the receipt's id).
-        smtputf8: whether an address needs the server's SMTPUTF8 extension.
-    """
-
-    message: EmailMessage
-    mail_from: str
-    rcpt_to: tuple[str, ...]
-    message_id: str
-    smtputf8: bool
-
-    def as_bytes(self) -> bytes:
-        """The message as sent after ``DATA`` (CRLF line endings)."""
-        return self.message.as_bytes()
-
-
-def _check_header_safety(message: OutboundMessage) -> None:
-    """Refuse CR, LF and NUL in everything that becomes a header (header injection)."""
-    fields: list[tuple[str, str | None]] = [
-        ("to", message.to),
-        ("sender", message.sender),
-        ("subject", message.subject),
-        ("recipient name", message.recipient.name),
-        ("unsubscribe_url", message.unsubscribe_url),
-        ("message id", message.id),
-    ]
-    for list_field in ("cc", "bcc", "reply_to"):
-        fields.extend((list_field, value) for value in getattr(message, list_field))
-    for header_name, header_value in message.headers.items():
-        fields.extend([("header name", header_name), (f"header {header_name!r}", header_value)])
-    for attachment in message.attachments:
-        fields.extend(
-            [
-                ("attachment filename", attachment.filename),
-                ("attachment content type", attachment.content_type),
-                ("attachment content id", attachment.content_id),
-            ]
-        )
-    for field, value in fields:
-        if value is not None and _unsafe(value):
-            raise ContentError(f"{field} contains CR, LF or NUL (header injection refused)")
-    for name in message.headers:
-        if not _HEADER_NAME.fullmatch(name):
-            raise ContentError(f"{name!r} is not a valid header name")
-        lowered = name.lower()
-        if lowered in _RESERVED_HEADERS or lowered.startswith("content-"):
-            raise ContentError(
-                f"header {name!r} is set by the SMTP adapter; use the message's own fields"
-            )
-
-
-def _mime_type(content_type: str) -> tuple[str, str]:
-    maintype, _, subtype = content_type.partition(";")[0].strip().lower().partition("/")
-    if (
-        not _MIME_TOKEN.fullmatch(maintype)
-        or not _MIME_TOKEN.fullmatch(subtype)
-        or maintype in ("multipart", "message")
-    ):
-        return "application", "octet-stream"
-    return maintype, subtype
 
 
 # -- the adapter ----------------------------------------------------------------------------------
@@ -592,100 +414,9 @@ class SMTP(Provider):
     def compose(self, message: OutboundMessage) -> ComposedEmail:
         """Build the MIME message and the envelope for ``message`` (no I/O).
 
-        Raises:
-            ContentError: a header would carry CR or LF, a custom header replaces one the
-                adapter writes, the sender is malformed, or a marketing message has no
-                ``unsubscribe_url``.
-            InvalidRecipientError: a to, cc or bcc address is malformed.
-            ConfigurationError: neither the message nor the settings give a sender.
+        See :func:`anysend._email.compose_email`; the sender defaults to the settings'.
         """
-        _check_header_safety(message)
-        if message.category == "marketing" and not message.unsubscribe_url:
-            raise ContentError(
-                "marketing email needs unsubscribe_url (RFC 8058 one-click unsubscribe)"
-            )
-        sender_text = message.sender or self.settings.sender
-        if not sender_text:
-            raise ConfigurationError(
-                "SMTP needs a sender: set Message.sender or the adapter's sender setting"
-            )
-        sender = _mailbox(sender_text, "sender")
-        to = _mailbox(message.to, "to", display_name=message.recipient.name)
-        cc = [_mailbox(value, "cc") for value in message.cc]
-        bcc = [_mailbox(value, "bcc") for value in message.bcc]
-        reply_to = [_mailbox(value, "reply_to") for value in message.reply_to]
-        smtputf8 = any(m.smtputf8 for m in [sender, to, *cc, *bcc, *reply_to])
-
-        email = EmailMessage(policy=_POLICY_UTF8 if smtputf8 else _POLICY)
-        email["From"] = sender.header
-        email["To"] = to.header
-        if cc:
-            email["Cc"] = [m.header for m in cc]
-        if reply_to:
-            email["Reply-To"] = [m.header for m in reply_to]
-        if message.subject is not None:
-            email["Subject"] = message.subject
-        email["Date"] = format_datetime(datetime.now(timezone.utc))
-        message_id = make_msgid(domain=sender.header.domain)
-        email["Message-ID"] = message_id
-        email["X-Anysend-Message-Id"] = message.id
-        if message.unsubscribe_url:
-            email["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
-            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        for name, value in message.headers.items():
-            email[name] = value
-        self._add_body(email, message)
-
-        recipients: dict[str, str] = {}
-        for mailbox in [to, *cc, *bcc]:
-            recipients.setdefault(mailbox.envelope.lower(), mailbox.envelope)
-        return ComposedEmail(
-            message=email,
-            mail_from=sender.envelope,
-            rcpt_to=tuple(recipients.values()),
-            message_id=message_id.strip("<>"),
-            smtputf8=smtputf8,
-        )
-
-    @staticmethod
-    def _add_body(email: EmailMessage, message: OutboundMessage) -> None:
-        if message.text is not None:
-            email.set_content(message.text)
-        if message.html is not None:
-            if message.text is not None:
-                email.add_alternative(message.html, subtype="html")
-            else:
-                email.set_content(message.html, subtype="html")
-        html_part = email.get_body(preferencelist=("html",)) if message.html else None
-        for attachment in message.attachments:
-            maintype, subtype = _mime_type(attachment.content_type)
-            if attachment.inline:
-                cid = f"<{(attachment.content_id or attachment.filename).strip('<>')}>"
-                if isinstance(html_part, MIMEPart):
-                    html_part.add_related(
-                        attachment.content,
-                        maintype=maintype,
-                        subtype=subtype,
-                        cid=cid,
-                        filename=attachment.filename,
-                        disposition="inline",
-                    )
-                else:  # no HTML to refer to it: send it along, still with its Content-ID
-                    email.add_attachment(
-                        attachment.content,
-                        maintype=maintype,
-                        subtype=subtype,
-                        cid=cid,
-                        filename=attachment.filename,
-                        disposition="inline",
-                    )
-            else:
-                email.add_attachment(
-                    attachment.content,
-                    maintype=maintype,
-                    subtype=subtype,
-                    filename=attachment.filename,
-                )
+        return compose_email(message, self.settings.sender, adapter="SMTP")
 
     # -- errors -----------------------------------------------------------------------------------
 
