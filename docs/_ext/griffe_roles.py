@@ -15,50 +15,11 @@ from typing import Any
 
 import griffe
 
-# Public objects rendered in docs/reference/ (the targets a link may point to).
-_PUBLIC = frozenset(
-    [
-        "AnysendError",
-        "AsyncClient",
-        "Attachment",
-        "Attempt",
-        "AttemptOutcome",
-        "Channel",
-        "ChannelLimits",
-        "ChatTemplate",
-        "Client",
-        "ConfigurationError",
-        "ContentError",
-        "DeliveryError",
-        "DeliveryEvent",
-        "DeliveryStatus",
-        "ErrorCategory",
-        "ErrorInfo",
-        "EventType",
-        "InboundMessage",
-        "InvalidRecipientError",
-        "Media",
-        "Message",
-        "OutboundMessage",
-        "Preferences",
-        "ProviderError",
-        "PushContent",
-        "PushTarget",
-        "Reason",
-        "Receipt",
-        "Recipient",
-        "RenderedContent",
-        "RetryPolicy",
-        "SendResult",
-        "SkipReason",
-        "TemplateError",
-        "Templates",
-        "UnsupportedFeatureError",
-        "WebhookParseError",
-        "WebhookRequest",
-        "WebhookVerificationError",
-    ]
-)
+import anysend
+
+# Public objects rendered in docs/reference/ (the targets a link may point to): the package
+# root's exports, read from the package so that the list cannot drift.
+_PUBLIC = frozenset(anysend.__all__) - {"__version__"}
 _LITERAL_INTRO = re.compile(r"(\S)::\n(?=[ \t]*\n)")
 _ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|mod|data|exc|obj):`(~?)([^`]+)`")
 

@@ -22,7 +22,7 @@ import hmac
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from anysend._exceptions import (
     ConfigurationError,
@@ -126,8 +126,16 @@ class Provider:
             raise ConfigurationError("give settings either as a model or as keywords, not both")
         try:
             self.settings = settings if settings is not None else self.Settings(**kwargs)
-        except ValueError as exc:  # pydantic.ValidationError is a ValueError
-            raise ConfigurationError(f"invalid settings for {type(self).__name__}: {exc}") from exc
+        except ValidationError as exc:
+            # pydantic's own text repeats the values given, secrets included: name the
+            # fields and the problems only.
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+                for error in exc.errors(include_url=False, include_input=False)
+            )
+            raise ConfigurationError(
+                f"invalid settings for {type(self).__name__}: {problems}"
+            ) from None
         if not isinstance(self.settings, self.Settings):
             raise ConfigurationError(
                 f"{type(self).__name__} expects settings of type {self.Settings.__name__}"

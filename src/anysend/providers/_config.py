@@ -493,7 +493,7 @@ def _parse_strict(text: str) -> _Parts:
             "not a provider URL: expected scheme://[username[:password]@][host][:port][/path]"
             "[?query], where the scheme is a provider name such as smtp or console"
         )
-    shown = redact_url(text)
+    shown = _skeleton(text)
     if "#" in text:
         raise ConfigurationError(f"'#' must be percent-encoded as %23 in a provider URL ({shown})")
     if parts.port and not _valid_port(parts.port):
@@ -652,6 +652,31 @@ def _looks_secret(name: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
+def _skeleton(text: str) -> str:
+    """The shape of a URL for error messages: scheme, host and port, query names; no values.
+
+    A value could be a secret under any name (an unencoded ``&`` or ``#`` inside a webhook URL
+    turns part of it into a parameter of its own), so errors never show one.
+    """
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return REDACTED
+    rest, _, _fragment = rest.partition("#")
+    rest, qmark, query = rest.partition("?")
+    authority, slash, path = rest.partition("/")
+    host = authority.rpartition("@")[2]
+    name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if colon and not port.isdigit():  # "user:password" written without "@"
+        host = f"{name}:{REDACTED}"
+    if "@" in authority:
+        host = f"{REDACTED}@{host}"
+    shown = f"{scheme}://{host}{'/...' if slash and path else ''}"
+    if qmark:
+        names = [pair.partition("=")[0] for pair in query.split("&") if pair]
+        shown += "?" + "&".join(f"{name}={REDACTED}" for name in names)
+    return shown
+
+
 # -- building -----------------------------------------------------------------------------------
 
 
@@ -704,7 +729,7 @@ class _Context:
 
 def _build(cls: type[Provider], parts: _Parts, text: str, overrides: Mapping[str, Any]) -> Provider:
     """Build a provider from its URL parts, query and overrides, in that order."""
-    ctx = _Context(cls, redact_url(text, cls))
+    ctx = _Context(cls, _skeleton(text))
     model = ctx.model
     mapping = _url_fields(cls)
     data: dict[str, Any] = {}
