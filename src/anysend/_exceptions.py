@@ -221,6 +221,31 @@ class DeliveryError(AnysendError):
         self.result = result
 
 
+def as_provider_error(exc: BaseException, provider: str) -> ProviderError:
+    """The ProviderError that stands for any exception an adapter raised while sending.
+
+    A ProviderError is returned as it is (with the provider filled in); other anysend errors
+    get the category that says what they mean (configuration, content, recipient); anything
+    else is an adapter bug, category ``unknown``, not retried.
+    """
+    if isinstance(exc, ProviderError):
+        if exc.provider is None:
+            exc.provider = provider
+        return exc
+    if isinstance(exc, ConfigurationError):
+        category = ErrorCategory.CONFIGURATION
+    elif isinstance(exc, (ContentError, TemplateError)):
+        category = ErrorCategory.CONTENT_REJECTED
+    elif isinstance(exc, InvalidRecipientError):
+        category = ErrorCategory.INVALID_RECIPIENT
+    else:
+        category = ErrorCategory.UNKNOWN
+    text = str(exc) if isinstance(exc, AnysendError) else f"{type(exc).__name__}: {exc}"
+    error = ProviderError(text, category=category, retryable=False, provider=provider)
+    error.__cause__ = exc
+    return error
+
+
 def trim_raw(raw: Any, limit: int = RAW_LIMIT) -> Any:
     """Shorten a raw provider response so errors and results stay small."""
     if isinstance(raw, bytes):

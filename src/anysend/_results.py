@@ -152,8 +152,10 @@ class SendResult(BaseModel):
 
     @property
     def ok(self) -> bool:
-        """Whether a provider accepted the message."""
-        return self.status.is_success
+        """Whether a provider accepted the message (also for a schedule kept by the provider)."""
+        return self.status.is_success or (
+            self.status is DeliveryStatus.SCHEDULED and self.receipt is not None
+        )
 
     @property
     def provider_message_id(self) -> str | None:

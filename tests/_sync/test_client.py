@@ -1066,3 +1066,34 @@ def test_client_from_env() -> None:
     assert result.provider == "from-env"
     with pytest.raises(anysend.ConfigurationError, match="ANYSEND_PROVIDERS"):
         anysend.Client.from_env({})
+
+
+def test_content_rule_of_one_provider_tries_the_next_provider() -> None:
+    """A ContentError from check_supported (a rule of that provider) fails over, never escapes."""
+
+    class Strict(MemoryProvider):
+        def check_supported(self, message: anysend.OutboundMessage) -> None:
+            raise anysend.ContentError("this provider refuses custom headers named X-Foo")
+
+    strict = Strict(name="strict", channels=frozenset({Channel.EMAIL}))
+    lenient = memory("lenient", "email")
+    with client(strict, lenient) as c:
+        result = c.send(TEXT, to=ANN, via=["email"])
+    assert result.attempts[0].error is not None
+    assert result.attempts[0].error.category is ErrorCategory.CONTENT_REJECTED
+    assert result.provider == "lenient"
+
+
+def test_a_provider_side_schedule_counts_as_sent() -> None:
+    """A receipt with status scheduled (the provider holds it for later) is a success."""
+
+    class Scheduling(MemoryProvider):
+        def send(self, message: anysend.OutboundMessage) -> anysend.Receipt:
+            super().send(message)
+            return anysend.Receipt(provider_message_id="s1", status=DeliveryStatus.SCHEDULED)
+
+    with client(Scheduling(channels=frozenset({Channel.SMS}))) as c:
+        result = c.send(TEXT, to=ANN, via=["sms"])
+    assert result.status is DeliveryStatus.SCHEDULED
+    assert result.ok
+    assert result.raise_for_status() is result

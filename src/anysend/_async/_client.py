@@ -23,12 +23,10 @@ from anysend._clock import Clock, SystemClock
 from anysend._exceptions import (
     AnysendError,
     ConfigurationError,
-    ContentError,
     ErrorCategory,
-    InvalidRecipientError,
     ProviderError,
-    TemplateError,
     UnsupportedFeatureError,
+    as_provider_error,
 )
 from anysend._logging import logger, register_secrets
 from anysend._models import Channel, Message, OutboundMessage, Recipient
@@ -333,9 +331,9 @@ class AsyncClient:
                         skip(channel, SkipReason.UNSUPPORTED, str(exc), provider=provider.name),
                     )
                     continue
-                except ProviderError as exc:  # a limit of this provider (attachment size)
-                    exc.provider = exc.provider or provider.name
-                    failed = self._failed(channel, provider.name, prepared, 1, exc)
+                except Exception as exc:  # a limit or rule of this provider: try the next one
+                    error = as_provider_error(exc, provider.name)
+                    failed = self._failed(channel, provider.name, prepared, 1, error)
                     await self._record(attempts, failed)
                     continue
                 try:
@@ -410,25 +408,10 @@ class AsyncClient:
                 receipt = await cast(AsyncDirectProvider, provider).asend(outbound)
         except UnsupportedFeatureError:
             raise
-        except ProviderError as exc:
-            error = exc
-        except AnysendError as exc:
-            if isinstance(exc, ConfigurationError):
-                category = ErrorCategory.CONFIGURATION
-            elif isinstance(exc, (ContentError, TemplateError)):
-                category = ErrorCategory.CONTENT_REJECTED
-            elif isinstance(exc, InvalidRecipientError):
-                category = ErrorCategory.INVALID_RECIPIENT
-            else:
-                category = ErrorCategory.UNKNOWN
-            error = ProviderError(str(exc), category=category, provider=provider.name)
-            error.__cause__ = exc
         except Exception as exc:
-            logger.exception("provider %s raised an unexpected error", provider.name)
-            error = ProviderError(
-                f"{type(exc).__name__}: {exc}", category=ErrorCategory.UNKNOWN, retryable=False
-            )
-            error.__cause__ = exc
+            if not isinstance(exc, AnysendError):
+                logger.exception("provider %s raised an unexpected error", provider.name)
+            error = as_provider_error(exc, provider.name)
         else:
             attempt = Attempt(
                 channel=outbound.channel,
@@ -442,8 +425,6 @@ class AsyncClient:
             )
             await self._record(attempts, attempt)
             return receipt
-        if error.provider is None:
-            error.provider = provider.name
         duration = self._clock.monotonic() - t0
         failed = self._failed(
             outbound.channel, provider.name, outbound, number, error, started_at, duration
