@@ -1023,7 +1023,7 @@ def _query_pairs(key: str, value: Any, kind: _Kind, hide: bool, redact: bool) ->
             for sub, item in value.items():
                 text = _plain(item) or ""
                 secret = hide or (redact and _looks_secret(sub))
-                shown = REDACTED if secret else quote(text, safe=_QUERY_SAFE)
+                shown = REDACTED if secret and text else quote(text, safe=_QUERY_SAFE)
                 pairs.append(f"{key}.{quote(sub, safe='')}={shown}")
             return pairs
         if hide:
