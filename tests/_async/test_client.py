@@ -24,7 +24,7 @@ from anysend import (
     RetryPolicy,
     SkipReason,
 )
-from anysend.providers import Capabilities, Provider, ProviderSettings, SendFlow
+from anysend.providers import Capabilities, Provider, ProviderSettings, SendFlow, WebhookFlow
 from anysend.providers._http import error_from_response
 from anysend.testing import MemoryProvider, VirtualClock
 
@@ -1102,3 +1102,79 @@ async def test_a_provider_side_schedule_counts_as_sent() -> None:
     assert result.status is DeliveryStatus.SCHEDULED
     assert result.ok
     assert result.raise_for_status() is result
+
+
+# -- callbacks through the client ---------------------------------------------------------------
+
+
+async def test_client_parses_a_callback_for_a_named_provider() -> None:
+    """client.parse_webhook verifies and parses through the named adapter."""
+    from tests.acme_adapter import AcmeSMS, sign
+
+    acme = AcmeSMS(api_key="k", sender="Shop", webhook_secret="whsec-test")
+    acme.now = lambda: 1_700_000_000.0
+    body = b'{"id": "m1", "status": "delivered", "timestamp": 1700000000}'
+    request = anysend.WebhookRequest(
+        url="https://app.example/hooks/acme",
+        headers={"X-Acme-Signature": sign(body, "whsec-test", 1_700_000_000)},
+        body=body,
+    )
+    async with client(acme) as c:
+        [event] = await c.parse_webhook("acme", request)
+        forged = request.model_copy(update={"body": body.replace(b"delivered", b"failed")})
+        with pytest.raises(anysend.WebhookVerificationError):
+            await c.parse_webhook("acme", forged)
+        with pytest.raises(anysend.ConfigurationError, match="no provider named 'nope'"):
+            await c.parse_webhook("nope", request)
+    assert isinstance(event, anysend.DeliveryEvent)
+    assert event.status is DeliveryStatus.DELIVERED
+
+
+async def test_client_fetches_what_a_webhook_flow_asks_for_once() -> None:
+    """An adapter's webhook_flow gets its fetch answered through the client's HTTP pool."""
+
+    class NeedsKey(MemoryProvider):
+        key: bytes | None = None
+
+        def webhook_flow(
+            self, request: anysend.WebhookRequest, *, verify: bool = True
+        ) -> WebhookFlow:
+            if self.key is None:
+                response = yield httpx.Request("GET", "https://keys.example.test/k.pem")
+                self.key = response.content
+            return [
+                anysend.DeliveryEvent(
+                    provider=self.name,
+                    status=DeliveryStatus.DELIVERED,
+                    raw_status=self.key.decode(),
+                )
+            ]
+
+    with respx.mock() as mock:
+        route = mock.get("https://keys.example.test/k.pem").mock(
+            return_value=httpx.Response(200, content=b"KEY")
+        )
+        async with client(NeedsKey()) as c:
+            request = anysend.WebhookRequest(url="https://app.example/h")
+            first = await c.parse_webhook("memory", request)
+            second = await c.parse_webhook("memory", request)
+    assert route.call_count == 1
+    assert first == second
+    assert first[0].raw_status == "KEY"  # type: ignore[union-attr]
+
+
+async def test_a_failed_fetch_is_a_verification_error() -> None:
+    """When the document a callback needs cannot be fetched, the callback is not trusted."""
+
+    class NeedsKey(MemoryProvider):
+        def webhook_flow(
+            self, request: anysend.WebhookRequest, *, verify: bool = True
+        ) -> WebhookFlow:
+            yield httpx.Request("GET", "https://keys.example.test/k.pem")
+            return []
+
+    with respx.mock() as mock:
+        mock.get("https://keys.example.test/k.pem").mock(side_effect=httpx.ConnectError("down"))
+        async with client(NeedsKey()) as c:
+            with pytest.raises(anysend.WebhookVerificationError, match=r"keys\.example\.test"):
+                await c.parse_webhook("memory", anysend.WebhookRequest(url="https://app.example"))

@@ -20,12 +20,14 @@ import httpx
 
 from anysend._async._idempotency import AsyncIdempotencyCache
 from anysend._clock import Clock, SystemClock
+from anysend._events import DeliveryEvent, InboundMessage, WebhookRequest
 from anysend._exceptions import (
     AnysendError,
     ConfigurationError,
     ErrorCategory,
     ProviderError,
     UnsupportedFeatureError,
+    WebhookVerificationError,
     as_provider_error,
 )
 from anysend._logging import logger, register_secrets
@@ -491,6 +493,43 @@ class AsyncClient:
                 category=ErrorCategory.AMBIGUOUS_TIMEOUT,
                 provider=provider.name,
             ) from exc
+
+    # -- callbacks ------------------------------------------------------------------------------
+
+    async def parse_webhook(
+        self, provider: str, request: WebhookRequest, *, verify: bool = True
+    ) -> list[DeliveryEvent | InboundMessage]:
+        """Verify and parse a callback for the provider named ``provider``.
+
+        Unlike ``Provider.parse_webhook`` this may use the network, through the client's own
+        connection pool: an adapter whose verification needs a document from the provider
+        (Amazon SNS's signing certificate for SES) fetches it once and caches it.
+
+        Raises:
+            ConfigurationError: no configured provider has that name.
+            WebhookVerificationError: the callback is not authentic.
+            WebhookParseError: the body cannot be understood.
+        """
+        adapter = self._router.providers.get(provider)
+        if adapter is None:
+            known = ", ".join(self._router.providers) or "none"
+            raise ConfigurationError(f"no provider named {provider!r} (configured: {known})")
+        flow = adapter.webhook_flow(request, verify=verify)
+        try:
+            fetch = next(flow)
+            while True:
+                try:
+                    response = await self._http_client().send(fetch)
+                except httpx.HTTPError as exc:
+                    raise WebhookVerificationError(
+                        f"could not fetch {fetch.url.host} to verify the {provider} callback: "
+                        f"{type(exc).__name__}"
+                    ) from exc
+                fetch = flow.send(response)
+        except StopIteration as stop:
+            return cast("list[DeliveryEvent | InboundMessage]", stop.value)
+        finally:
+            flow.close()
 
     # -- records and hooks ---------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from anysend.providers._base import (
     Provider,
     ProviderSettings,
     SendFlow,
+    WebhookFlow,
     compare_signatures,
 )
 from anysend.providers._config import from_env, from_url, from_urls, redact_url, to_url
@@ -43,6 +44,7 @@ __all__ = [
     "Provider",
     "ProviderSettings",
     "SendFlow",
+    "WebhookFlow",
     "available",
     "category_for_status",
     "compare_signatures",

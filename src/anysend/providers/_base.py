@@ -40,10 +40,20 @@ if TYPE_CHECKING:
     from anysend._models import OutboundMessage
     from anysend._results import Receipt
 
-__all__ = ["Capabilities", "Provider", "ProviderSettings", "SendFlow", "compare_signatures"]
+__all__ = [
+    "Capabilities",
+    "Provider",
+    "ProviderSettings",
+    "SendFlow",
+    "WebhookFlow",
+    "compare_signatures",
+]
 
 #: A multi-request send: yields requests, receives their responses, returns the receipt.
 SendFlow = Generator["httpx.Request", "httpx.Response", "Receipt"]
+#: Callback handling that may need a request first (a signing certificate): yields requests,
+#: receives their responses, returns the events.
+WebhookFlow = Generator["httpx.Request", "httpx.Response", "list[DeliveryEvent | InboundMessage]"]
 
 
 class ProviderSettings(BaseModel):
@@ -261,6 +271,17 @@ class Provider:
     ) -> Iterable[DeliveryEvent | InboundMessage]:
         """Parse a verified callback body into events (adapters override this)."""
         raise WebhookVerificationError(f"{self.name} does not receive callbacks")
+
+    def webhook_flow(self, request: WebhookRequest, *, verify: bool = True) -> WebhookFlow:
+        """Handle a callback that may need HTTP first; yields requests, returns the events.
+
+        The default needs nothing and returns :meth:`parse_webhook`. An adapter whose
+        verification needs a document from the provider (Amazon SNS's signing certificate)
+        yields the request for it once, caches the answer, then parses. The clients drive this
+        generator in ``client.parse_webhook(provider, request)``, through their own HTTP pool.
+        """
+        yield from ()  # nothing to fetch
+        return self.parse_webhook(request, verify=verify)
 
     # -- lifecycle (direct adapters with connections override these) ----------------------------
 
