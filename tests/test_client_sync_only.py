@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from typing import ClassVar
 
@@ -134,3 +135,14 @@ def test_client_made_before_fork_sends_in_the_child(respx_mock: respx.MockRouter
     client.close()
     assert status == 0
     assert answer == b"ok"
+
+
+def test_http2_adapter_without_h2_asks_for_the_push_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adapter that needs HTTP/2 is refused at construction when h2 is missing."""
+    monkeypatch.setitem(sys.modules, "h2", None)
+
+    class NeedsH2(SyncOnly):
+        http2: ClassVar[bool] = True
+
+    with pytest.raises(anysend.ConfigurationError, match=r"anysend\[push\]"):
+        anysend.Client([NeedsH2()])

@@ -23,6 +23,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
+from anysend._status import Reason
+
 if TYPE_CHECKING:
     from anysend._results import SendResult
 
@@ -160,6 +162,11 @@ class ProviderError(AnysendError):
         status_code: the HTTP status (or SMTP reply code), if any.
         code: the provider's own error code, if any.
         raw: the provider's response, trimmed to a few thousand characters.
+        reason: why, from the fixed :class:`~anysend.Reason` list, when the adapter knows.
+        contact_invalid: the address is dead for good (a push token the service unregistered,
+            a number not on WhatsApp, a chat that blocked the bot, a mailbox that does not
+            exist): the application should stop using it. The client reports such attempts
+            to its ``on_invalid_address`` hooks.
     """
 
     def __init__(
@@ -173,6 +180,8 @@ class ProviderError(AnysendError):
         status_code: int | None = None,
         code: str | None = None,
         raw: Any = None,
+        reason: Reason | str | None = None,
+        contact_invalid: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -183,6 +192,8 @@ class ProviderError(AnysendError):
         self.status_code = status_code
         self.code = code
         self.raw = trim_raw(raw)
+        self.reason = Reason(reason) if reason is not None else None
+        self.contact_invalid = contact_invalid
 
     def __str__(self) -> str:
         parts = [self.category.value]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from anysend._exceptions import DeliveryError, ErrorCategory, ProviderError
 from anysend._models import Channel
-from anysend._status import DeliveryStatus
+from anysend._status import DeliveryStatus, Reason
 
 __all__ = ["Attempt", "AttemptOutcome", "ErrorInfo", "Receipt", "SendResult", "SkipReason"]
 
@@ -75,6 +75,8 @@ class ErrorInfo(BaseModel):
     status_code: int | None = None
     code: str | None = None
     raw: Any = None
+    reason: Reason | None = None
+    contact_invalid: bool = False
 
     @classmethod
     def from_exception(cls, error: ProviderError) -> ErrorInfo:
@@ -87,6 +89,8 @@ class ErrorInfo(BaseModel):
             status_code=error.status_code,
             code=error.code,
             raw=error.raw,
+            reason=error.reason,
+            contact_invalid=error.contact_invalid,
         )
 
 
@@ -120,6 +124,11 @@ class Attempt(BaseModel):
     receipt: Receipt | None = None
     started_at: datetime | None = None
     duration: float = 0.0
+
+    @property
+    def contact_invalid(self) -> bool:
+        """Whether the provider said this address is dead for good (stop using it)."""
+        return self.error is not None and self.error.contact_invalid
 
 
 class SendResult(BaseModel):

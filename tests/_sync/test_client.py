@@ -1173,3 +1173,42 @@ def test_a_failed_fetch_is_a_verification_error() -> None:
         with client(NeedsKey()) as c:
             with pytest.raises(anysend.WebhookVerificationError, match=r"keys\.example\.test"):
                 c.parse_webhook("memory", anysend.WebhookRequest(url="https://app.example"))
+
+
+# -- dead addresses and HTTP/2 ------------------------------------------------------------------
+
+
+def test_dead_address_is_flagged_and_reported_to_hooks() -> None:
+    """A token the service reports gone flags the attempt and reaches on_invalid_address."""
+    push = memory("push", "push", idempotency=False)
+    push.fail(ErrorCategory.INVALID_RECIPIENT, contact_invalid=True)
+    dead: list[anysend.Attempt] = []
+
+    def forget(attempt: anysend.Attempt) -> None:
+        dead.append(attempt)
+
+    ann = Recipient(push=(PushTarget(kind="fcm", token="gone"), PushTarget(kind="fcm", token="ok")))
+    with client(push, on_invalid_address=[forget]) as c:
+        result = c.send(Message(text="hi"), to=ann)
+    assert result.ok
+    first, second = result.attempts
+    assert first.contact_invalid
+    assert not second.contact_invalid
+    assert [a.address for a in dead] == ["gone"]
+
+
+def test_http2_provider_gets_an_http2_pool() -> None:
+    """An adapter that declares http2 is sent through an HTTP/2 pool of its own."""
+
+    class H2SMS(HttpSMS):
+        http2: ClassVar[bool] = True
+
+    with respx.mock() as mock:
+        mock.post("https://api.example.test/v1/sms").mock(
+            return_value=httpx.Response(200, json={"id": "h2"})
+        )
+        with client(H2SMS(), HttpSMS()) as c:
+            result = c.send(TEXT, to=ANN, via=["sms"])
+            assert c._http2 is not None
+            assert c._http2 is not c._http
+    assert result.ok

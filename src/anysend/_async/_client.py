@@ -62,6 +62,9 @@ class AsyncClient:
         limits: channel limits checked before sending.
         on_attempt: hooks awaited after every attempt and skip.
         on_result: hooks awaited with every result.
+        on_invalid_address: hooks awaited with every attempt whose provider said the address
+            is dead for good (``attempt.contact_invalid``): a push token unregistered, a number
+            not on WhatsApp, a chat that blocked the bot. Delete or flag the address there.
         clock: the clock to read and sleep on (tests pass ``anysend.testing.VirtualClock``).
         http_client: an ``httpx.AsyncClient`` to send through (the caller closes it);
             by default the client makes and owns one.
@@ -86,6 +89,7 @@ class AsyncClient:
         limits: ChannelLimits | None = None,
         on_attempt: Sequence[AsyncAttemptHook] = (),
         on_result: Sequence[AsyncResultHook] = (),
+        on_invalid_address: Sequence[AsyncAttemptHook] = (),
         clock: Clock | None = None,
         http_client: httpx.AsyncClient | None = None,
         base_urls: Mapping[str, str] | None = None,
@@ -120,11 +124,20 @@ class AsyncClient:
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self._on_attempt = list(on_attempt)
         self._on_result = list(on_result)
+        self._on_invalid_address = list(on_invalid_address)
         self._clock: Clock = clock or SystemClock()
         self._base_urls = {name: httpx.URL(url) for name, url in (base_urls or {}).items()}
         self._own_http = http_client is None
         self._http = http_client
+        self._http2: httpx.AsyncClient | None = None
         self._http_pid = os.getpid()
+        if self._own_http and any(p.http2 for p in providers):
+            try:
+                import h2  # noqa: F401
+            except ImportError:
+                raise ConfigurationError(
+                    "an adapter needs HTTP/2 (APNs): pip install \"anysend[push]\""
+                ) from None
         self._idempotency = AsyncIdempotencyCache(ttl=idempotency_ttl, clock=self._clock)
         self._closed = False
 
@@ -167,21 +180,29 @@ class AsyncClient:
     async def aclose(self) -> None:
         """Close the HTTP connections the client owns and every adapter's connections."""
         self._closed = True
-        if self._own_http and self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        if self._own_http:
+            for pool in (self._http, self._http2):
+                if pool is not None:
+                    await pool.aclose()
+            self._http = self._http2 = None
         for provider in self._router.providers.values():
             closer = getattr(provider, "aclose", None)
             if callable(closer):
                 await closer()
 
-    def _http_client(self) -> httpx.AsyncClient:
-        # A client built before os.fork() gets a fresh pool in the child: sockets are not
-        # shared across processes.
+    def _http_client(self, http2: bool = False) -> httpx.AsyncClient:
+        # A client built before os.fork() gets fresh pools in the child: sockets are not
+        # shared across processes. Adapters that need HTTP/2 (APNs) get a pool of their own.
         pid = os.getpid()
-        if self._http is None or (self._own_http and pid != self._http_pid):
-            self._http = httpx.AsyncClient(timeout=self._timeout)
+        if self._own_http and pid != self._http_pid:
+            self._http = self._http2 = None
             self._http_pid = pid
+        if http2 and self._own_http:
+            if self._http2 is None:
+                self._http2 = httpx.AsyncClient(timeout=self._timeout, http2=True)
+            return self._http2
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._timeout)
         return self._http
 
     # -- sending -------------------------------------------------------------------------------
@@ -477,7 +498,7 @@ class AsyncClient:
             )
             request.headers["Host"] = request.url.netloc.decode("ascii")
         try:
-            return await self._http_client().send(request)
+            return await self._http_client(provider.http2).send(request)
         except _NOT_SENT as exc:
             timeout = isinstance(exc, httpx.TimeoutException)
             raise ProviderError(
@@ -573,11 +594,14 @@ class AsyncClient:
                 attempt.outcome.value,
                 attempt.skip_reason.value if attempt.skip_reason else "",
             )
-        for hook in self._on_attempt:
+        hooks = [("on_attempt", hook) for hook in self._on_attempt]
+        if attempt.contact_invalid:
+            hooks += [("on_invalid_address", hook) for hook in self._on_invalid_address]
+        for kind, hook in hooks:
             try:
                 await hook(attempt)
             except Exception:
-                logger.exception("an on_attempt hook raised; the send goes on")
+                logger.exception("an %s hook raised; the send goes on", kind)
 
     async def _finish(self, result: SendResult) -> SendResult:
         logger.info(

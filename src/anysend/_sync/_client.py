@@ -63,6 +63,9 @@ class Client:
         limits: channel limits checked before sending.
         on_attempt: hooks called after every attempt and skip.
         on_result: hooks called with every result.
+        on_invalid_address: hooks called with every attempt whose provider said the address
+            is dead for good (``attempt.contact_invalid``): a push token unregistered, a number
+            not on WhatsApp, a chat that blocked the bot. Delete or flag the address there.
         clock: the clock to read and sleep on (tests pass ``anysend.testing.VirtualClock``).
         http_client: an ``httpx.Client`` to send through (the caller closes it);
             by default the client makes and owns one.
@@ -88,6 +91,7 @@ class Client:
         limits: ChannelLimits | None = None,
         on_attempt: Sequence[AttemptHook] = (),
         on_result: Sequence[ResultHook] = (),
+        on_invalid_address: Sequence[AttemptHook] = (),
         clock: Clock | None = None,
         http_client: httpx.Client | None = None,
         base_urls: Mapping[str, str] | None = None,
@@ -122,11 +126,20 @@ class Client:
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self._on_attempt = list(on_attempt)
         self._on_result = list(on_result)
+        self._on_invalid_address = list(on_invalid_address)
         self._clock: Clock = clock or SystemClock()
         self._base_urls = {name: httpx.URL(url) for name, url in (base_urls or {}).items()}
         self._own_http = http_client is None
         self._http = http_client
+        self._http2: httpx.Client | None = None
         self._http_pid = os.getpid()
+        if self._own_http and any(p.http2 for p in providers):
+            try:
+                import h2  # noqa: F401
+            except ImportError:
+                raise ConfigurationError(
+                    'an adapter needs HTTP/2 (APNs): pip install "anysend[push]"'
+                ) from None
         self._idempotency = IdempotencyCache(ttl=idempotency_ttl, clock=self._clock)
         self._closed = False
 
@@ -169,21 +182,29 @@ class Client:
     def close(self) -> None:
         """Close the HTTP connections the client owns and every adapter's connections."""
         self._closed = True
-        if self._own_http and self._http is not None:
-            self._http.close()
-            self._http = None
+        if self._own_http:
+            for pool in (self._http, self._http2):
+                if pool is not None:
+                    pool.close()
+            self._http = self._http2 = None
         for provider in self._router.providers.values():
             closer = getattr(provider, "close", None)
             if callable(closer):
                 closer()
 
-    def _http_client(self) -> httpx.Client:
-        # A client built before os.fork() gets a fresh pool in the child: sockets are not
-        # shared across processes.
+    def _http_client(self, http2: bool = False) -> httpx.Client:
+        # A client built before os.fork() gets fresh pools in the child: sockets are not
+        # shared across processes. Adapters that need HTTP/2 (APNs) get a pool of their own.
         pid = os.getpid()
-        if self._http is None or (self._own_http and pid != self._http_pid):
-            self._http = httpx.Client(timeout=self._timeout)
+        if self._own_http and pid != self._http_pid:
+            self._http = self._http2 = None
             self._http_pid = pid
+        if http2 and self._own_http:
+            if self._http2 is None:
+                self._http2 = httpx.Client(timeout=self._timeout, http2=True)
+            return self._http2
+        if self._http is None:
+            self._http = httpx.Client(timeout=self._timeout)
         return self._http
 
     # -- sending -------------------------------------------------------------------------------
@@ -479,7 +500,7 @@ class Client:
             )
             request.headers["Host"] = request.url.netloc.decode("ascii")
         try:
-            return self._http_client().send(request)
+            return self._http_client(provider.http2).send(request)
         except _NOT_SENT as exc:
             timeout = isinstance(exc, httpx.TimeoutException)
             raise ProviderError(
@@ -575,11 +596,14 @@ class Client:
                 attempt.outcome.value,
                 attempt.skip_reason.value if attempt.skip_reason else "",
             )
-        for hook in self._on_attempt:
+        hooks = [("on_attempt", hook) for hook in self._on_attempt]
+        if attempt.contact_invalid:
+            hooks += [("on_invalid_address", hook) for hook in self._on_invalid_address]
+        for kind, hook in hooks:
             try:
                 hook(attempt)
             except Exception:
-                logger.exception("an on_attempt hook raised; the send goes on")
+                logger.exception("an %s hook raised; the send goes on", kind)
 
     def _finish(self, result: SendResult) -> SendResult:
         logger.info(

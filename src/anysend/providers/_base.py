@@ -119,6 +119,8 @@ class Provider:
         default_base_url: where its API lives; the client can point it elsewhere.
         push_kinds: for push adapters, the device kinds served (``fcm``, ``apns``,
             ``webpush``); a device goes to the first provider that serves its kind.
+        http2: the provider's API speaks only HTTP/2 (APNs); the client sends its requests
+            through an HTTP/2 connection pool (needs ``anysend[push]``).
 
     Attributes:
         settings: the validated settings.
@@ -130,6 +132,7 @@ class Provider:
     Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
     default_base_url: ClassVar[str | None] = None
     push_kinds: ClassVar[frozenset[str]] = frozenset({"fcm", "apns", "webpush"})
+    http2: ClassVar[bool] = False
 
     def __init__(self, settings: ProviderSettings | None = None, /, **kwargs: Any) -> None:
         if settings is not None and kwargs:

@@ -90,14 +90,19 @@ class MemoryProvider(Provider):
         status_code: int | None = None,
         code: str | None = None,
         message: str | None = None,
+        contact_invalid: bool = False,
     ) -> None:
         """Make the next ``times`` sends fail with ``category``.
+
+        ``contact_invalid=True`` reports the address as dead for good (an unregistered push
+        token), as real adapters do.
 
         An ``ambiguous_timeout`` failure still records the message first: the provider got
         it, only the answer was lost (so a retry with the same idempotency key is deduplicated,
         as a real provider would).
         """
         error = self._error(category, retry_after, status_code, code, message)
+        error.contact_invalid = contact_invalid
         with self._lock:
             self._failures.extend(error for _ in range(times))
 
@@ -175,4 +180,6 @@ def _copy(error: ProviderError) -> ProviderError:
         status_code=error.status_code,
         code=error.code,
         raw=error.raw,
+        reason=error.reason,
+        contact_invalid=error.contact_invalid,
     )
