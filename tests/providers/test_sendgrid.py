@@ -612,7 +612,7 @@ def test_public_key_may_be_pem() -> None:
         {"sender": "shop@example.com\r\nBcc: x@example.com"},
         {"webhook_public_key": "not base64!"},
         {"webhook_public_key": base64.b64encode(b"not DER").decode()},
-        {"webhook_tolerance": 0},
+        {"replay_window": 0},
     ],
 )
 def test_invalid_settings_are_refused(settings: dict[str, Any]) -> None:
@@ -705,11 +705,11 @@ def test_replay_window_both_ways(offset: int) -> None:
 
 
 def test_tolerance_is_a_setting() -> None:
-    """webhook_tolerance widens or narrows the replay window."""
+    """replay_window widens or narrows the replay window."""
     body = fixture("delivered.json")
-    make(webhook_tolerance=3600).verify_webhook(callback(body, at=NOW - 3000))
+    make(replay_window=3600).verify_webhook(callback(body, at=NOW - 3000))
     with pytest.raises(WebhookVerificationError):
-        make(webhook_tolerance=10).verify_webhook(callback(body, at=NOW - 11))
+        make(replay_window=10).verify_webhook(callback(body, at=NOW - 11))
 
 
 @pytest.mark.parametrize(

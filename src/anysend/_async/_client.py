@@ -136,7 +136,7 @@ class AsyncClient:
                 import h2  # noqa: F401
             except ImportError:
                 raise ConfigurationError(
-                    "an adapter needs HTTP/2 (APNs): pip install \"anysend[push]\""
+                    'an adapter needs HTTP/2 (APNs): pip install "anysend[push]"'
                 ) from None
         self._idempotency = AsyncIdempotencyCache(ttl=idempotency_ttl, clock=self._clock)
         self._closed = False

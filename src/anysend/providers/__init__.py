@@ -29,6 +29,7 @@ from anysend.providers._base import (
     ProviderSettings,
     SendFlow,
     WebhookFlow,
+    check_replay_window,
     compare_signatures,
 )
 from anysend.providers._config import from_env, from_url, from_urls, redact_url, to_url
@@ -47,6 +48,7 @@ __all__ = [
     "WebhookFlow",
     "available",
     "category_for_status",
+    "check_replay_window",
     "compare_signatures",
     "error_from_response",
     "from_env",

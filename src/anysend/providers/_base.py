@@ -46,6 +46,7 @@ __all__ = [
     "ProviderSettings",
     "SendFlow",
     "WebhookFlow",
+    "check_replay_window",
     "compare_signatures",
 ]
 
@@ -299,6 +300,22 @@ class Provider:
             elif isinstance(value, SecretBytes):
                 found.append(value.get_secret_value().decode("utf-8", "replace"))
         return [s for s in found if s]
+
+
+def check_replay_window(provider: str, timestamp: float, now: float, window: float) -> None:
+    """Refuse a signed callback whose timestamp lies more than ``window`` seconds from ``now``.
+
+    A genuine callback captured and posted again later (a replay) carries its old signature
+    and timestamp; this is what stops it. Either direction counts, so a clock running ahead
+    at the provider does not open a second window.
+
+    Raises:
+        WebhookVerificationError: the timestamp is outside the window.
+    """
+    if abs(now - timestamp) > window:
+        raise WebhookVerificationError(
+            f"{provider} callback is outside the replay window ({window:g} s): a replay?"
+        )
 
 
 def compare_signatures(expected: str | bytes, given: str | bytes | None) -> bool:

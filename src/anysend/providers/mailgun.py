@@ -110,6 +110,7 @@ from anysend.providers import (
     Capabilities,
     Provider,
     ProviderSettings,
+    check_replay_window,
     compare_signatures,
     error_from_response,
     response_body,
@@ -423,8 +424,7 @@ class Mailgun(Provider):
         if not compare_signatures(sign(timestamp, token, key.get_secret_value()), signature):
             raise WebhookVerificationError("mailgun callback signature does not match")
         stamp = int(timestamp)
-        if abs(self.now() - stamp) > self.settings.replay_window:
-            raise WebhookVerificationError("mailgun callback is outside the replay window")
+        check_replay_window(self.name, stamp, self.now(), self.settings.replay_window)
         if self.settings.reject_reused_tokens:
             self._remember(token, stamp, hashlib.sha256(request.body).hexdigest())
 

@@ -24,7 +24,7 @@ Settings:
     * ``webhook_public_key``: the Signed Event Webhook's verification key, as SendGrid shows it
       (base64 DER SubjectPublicKeyInfo; PEM is accepted too). Needs ``cryptography``
       (``pip install "anysend[sendgrid]"``).
-    * ``webhook_tolerance``: seconds a signed callback's timestamp may be from now (300).
+    * ``replay_window``: seconds a signed callback's timestamp may be from now (300).
 
 The request: ``POST {base}/v3/mail/send`` with ``Authorization: Bearer <api_key>`` and a JSON
 body: one ``personalizations`` entry (``to`` with the recipient's name, ``cc``, ``bcc``),
@@ -108,6 +108,7 @@ from anysend.providers import (
     Capabilities,
     Provider,
     ProviderSettings,
+    check_replay_window,
     error_from_response,
     response_body,
 )
@@ -332,14 +333,14 @@ class SendGridSettings(ProviderSettings):
         sender: the default ``From``, one address (``"Shop <shop@example.com>"``).
         region: ``"global"`` or ``"eu"`` (EU regional subusers).
         webhook_public_key: the Signed Event Webhook verification key (base64 DER or PEM).
-        webhook_tolerance: seconds a signed callback's timestamp may lie from now.
+        replay_window: seconds a signed callback's timestamp may lie from now.
     """
 
     api_key: SecretStr
     sender: str | None = None
     region: Literal["global", "eu"] = "global"
     webhook_public_key: str | None = None
-    webhook_tolerance: float = Field(default=300.0, gt=0)
+    replay_window: float = Field(default=300.0, gt=0)
 
     @field_validator("api_key")
     @classmethod
@@ -570,7 +571,7 @@ class SendGrid(Provider):
         Raises:
             WebhookVerificationError: no key is configured, a header is missing, the signature
                 does not match the timestamp and body, or the timestamp is outside
-                ``webhook_tolerance``.
+                ``replay_window``.
         """
         if self._public_key is None:
             raise WebhookVerificationError(
@@ -586,8 +587,7 @@ class SendGrid(Provider):
             raise WebhookVerificationError(f"{TIMESTAMP_HEADER} is not a unix time")
         if not _signature_matches(self._public_key, stamp.encode() + request.body, signature):
             raise WebhookVerificationError("sendgrid callback signature does not match")
-        if abs(self.now() - int(stamp)) > self.settings.webhook_tolerance:
-            raise WebhookVerificationError("sendgrid callback is outside the replay window")
+        check_replay_window(self.name, int(stamp), self.now(), self.settings.replay_window)
 
     def parse_webhook_events(
         self, request: WebhookRequest

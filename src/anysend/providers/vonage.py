@@ -82,6 +82,7 @@ from anysend.providers import (
     Capabilities,
     Provider,
     ProviderSettings,
+    check_replay_window,
     compare_signatures,
     error_from_response,
     response_body,
@@ -464,8 +465,7 @@ class Vonage(Provider):
         self._check_time(issued)
 
     def _check_time(self, stamp: float) -> None:
-        if abs(self.now() - stamp) > self.settings.replay_window:
-            raise WebhookVerificationError("the vonage callback is outside the replay window")
+        check_replay_window(self.name, stamp, self.now(), self.settings.replay_window)
 
     def parse_webhook_events(
         self, request: WebhookRequest
