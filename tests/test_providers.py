@@ -218,3 +218,13 @@ async def test_console_asend(capsys: pytest.CaptureFixture[str]) -> None:
     async with anysend.AsyncClient([Console()]) as client:
         await client.send(anysend.Message(text="hi"), to=anysend.Recipient(phone="+48600700800"))
     assert "sms to +48600700800" in capsys.readouterr().out
+
+
+def test_missing_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading a push adapter without its extra says which extra to install."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cryptography", None)
+    monkeypatch.delitem(sys.modules, "anysend.providers.fcm", raising=False)
+    with pytest.raises(anysend.ConfigurationError, match=r'pip install "anysend\[push\]"'):
+        load("fcm")

@@ -189,6 +189,12 @@ class SendResult(BaseModel):
         else:
             skips = [a.skip_reason.value for a in self.attempts if a.skip_reason is not None]
             why = "every channel was skipped (" + ", ".join(skips) + ")" if skips else "no attempt"
-        raise DeliveryError(
-            f"message {self.message_id} was not sent ({self.status.value}); {why}", result=self
-        )
+        if self.status is DeliveryStatus.UNKNOWN:
+            # The provider may have taken it: saying "not sent" would invite a duplicate.
+            text = (
+                f"message {self.message_id} may or may not have been sent (unknown): {why}; "
+                "do not send it again blindly"
+            )
+        else:
+            text = f"message {self.message_id} was not sent ({self.status.value}); {why}"
+        raise DeliveryError(text, result=self)

@@ -123,9 +123,13 @@ class Router:
 
     # -- chain and addresses -------------------------------------------------------------------
 
-    def chain(self, recipient: Recipient, via: Sequence[Channel | str] | None) -> list[Channel]:
+    def chain(
+        self, recipient: Recipient, via: Sequence[Channel | str] | Channel | str | None
+    ) -> list[Channel]:
         """The ordered channels to try."""
         if via is not None:
+            if isinstance(via, (str, Channel)):  # via="email" means a chain of one
+                via = [via]
             chain = [Channel(c) for c in via]
             if not chain:
                 raise ConfigurationError("via is empty: name at least one channel")

@@ -1212,3 +1212,38 @@ def test_http2_provider_gets_an_http2_pool() -> None:
             assert c._http2 is not None
             assert c._http2 is not c._http
     assert result.ok
+
+
+def test_via_may_name_one_channel_alone() -> None:
+    """via="sms" is a chain of one channel."""
+    with client(memory("m", "sms")) as c:
+        result = c.send(TEXT, to=ANN, via="sms")
+    assert result.channel is Channel.SMS
+
+
+def test_unknown_outcome_does_not_claim_nothing_was_sent() -> None:
+    """raise_for_status after an ambiguous timeout says it may have been sent."""
+    a = memory("a", "sms", idempotency=False)
+    a.fail(ErrorCategory.AMBIGUOUS_TIMEOUT)
+    with client(a) as c:
+        result = c.send(TEXT, to=ANN, via=["sms"])
+    with pytest.raises(anysend.DeliveryError, match="may or may not have been sent"):
+        result.raise_for_status()
+
+
+def test_parse_webhook_takes_the_adapter_itself() -> None:
+    """client.parse_webhook accepts the provider object as well as its name."""
+    from tests.acme_adapter import AcmeSMS, sign
+
+    acme = AcmeSMS(api_key="k", sender="Shop", webhook_secret="whsec-test")
+    acme.now = lambda: 1_700_000_000.0
+    body = b'{"id": "m1", "status": "sent", "timestamp": 1700000000}'
+    request = anysend.WebhookRequest(
+        url="https://app.example/hooks/acme",
+        headers={"X-Acme-Signature": sign(body, "whsec-test", 1_700_000_000)},
+        body=body,
+    )
+    with client(acme) as c:
+        [event] = c.parse_webhook(acme, request)
+    assert isinstance(event, anysend.DeliveryEvent)
+    assert event.status is DeliveryStatus.SENT

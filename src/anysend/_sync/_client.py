@@ -214,15 +214,15 @@ class Client:
         message: Message,
         to: Recipient | Mapping[str, Any],
         *,
-        via: Sequence[Channel | str] | None = None,
+        via: Sequence[Channel | str] | Channel | str | None = None,
     ) -> SendResult:
         """Send ``message`` to ``to`` over the first channel in the chain that takes it.
 
         Args:
             message: what to say.
             to: who to say it to (a Recipient, or a dict of its fields).
-            via: the channel chain, in order; default: every channel the recipient has an
-                address for, in ``Channel`` order.
+            via: the channel chain, in order (one channel may be given alone); default: every
+                channel that has a provider and an address, in ``Channel`` order.
 
         Returns:
             The result, with every attempt; ``result.raise_for_status()`` raises when
@@ -250,7 +250,7 @@ class Client:
         message_id: str,
         message: Message,
         recipient: Recipient,
-        via: Sequence[Channel | str] | None,
+        via: Sequence[Channel | str] | Channel | str | None,
     ) -> SendResult:
         router = self._router
         started = self._clock.monotonic()
@@ -520,9 +520,9 @@ class Client:
     # -- callbacks ------------------------------------------------------------------------------
 
     def parse_webhook(
-        self, provider: str, request: WebhookRequest, *, verify: bool = True
+        self, provider: str | Provider, request: WebhookRequest, *, verify: bool = True
     ) -> list[DeliveryEvent | InboundMessage]:
-        """Verify and parse a callback for the provider named ``provider``.
+        """Verify and parse a callback for ``provider`` (its name, or the adapter itself).
 
         Unlike ``Provider.parse_webhook`` this may use the network, through the client's own
         connection pool: an adapter whose verification needs a document from the provider
@@ -533,7 +533,11 @@ class Client:
             WebhookVerificationError: the callback is not authentic.
             WebhookParseError: the body cannot be understood.
         """
-        adapter = self._router.providers.get(provider)
+        if isinstance(provider, Provider):
+            adapter: Provider | None = provider
+            provider = provider.name
+        else:
+            adapter = self._router.providers.get(provider)
         if adapter is None:
             known = ", ".join(self._router.providers) or "none"
             raise ConfigurationError(f"no provider named {provider!r} (configured: {known})")

@@ -63,6 +63,9 @@ __all__ = [
 
 GROUP = "anysend.providers"
 
+#: The extra that brings what a built-in adapter imports (for the error when it is missing).
+_EXTRAS = {"apns": "push", "fcm": "push", "webpush": "push", "sendgrid": "sendgrid", "ses": "ses"}
+
 
 def available() -> dict[str, str]:
     """Every registered adapter: its name and the ``module:Class`` it loads from."""
@@ -79,7 +82,14 @@ def load(name: str) -> type[Provider]:
     if not matches:
         known = ", ".join(sorted(available())) or "none"
         raise ConfigurationError(f"no provider named {name!r} is installed (known: {known})")
-    loaded = matches[0].load()
+    try:
+        loaded = matches[0].load()
+    except ImportError as exc:
+        extra = _EXTRAS.get(name)
+        hint = f'pip install "anysend[{extra}]"' if extra else "install what it needs"
+        raise ConfigurationError(
+            f"provider {name!r} needs {exc.name or 'a package'} that is not installed: {hint}"
+        ) from exc
     if not (isinstance(loaded, type) and issubclass(loaded, Provider)):
         raise ConfigurationError(f"entry point {name!r} does not name a Provider subclass")
     return loaded
