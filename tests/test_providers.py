@@ -224,7 +224,8 @@ def test_missing_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loading a push adapter without its extra says which extra to install."""
     import sys
 
-    monkeypatch.setitem(sys.modules, "cryptography", None)
+    for module in [m for m in sys.modules if m.split(".")[0] == "cryptography"] + ["cryptography"]:
+        monkeypatch.setitem(sys.modules, module, None)
     monkeypatch.delitem(sys.modules, "anysend.providers.fcm", raising=False)
     with pytest.raises(anysend.ConfigurationError, match=r'pip install "anysend\[push\]"'):
         load("fcm")
