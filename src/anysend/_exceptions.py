@@ -11,7 +11,7 @@ Each class says what the caller does next, so an application can catch by intent
     ├── ProviderError                             a provider refused or failed; see ``category``
     ├── WebhookVerificationError                  a callback is not authentic; answer 401/403
     ├── WebhookParseError (also ValueError)       a verified callback could not be understood
-    └── DeliveryError                             ``SendResult.raise_for_status()``: nothing sent
+    └── DeliveryError                             ``SendResult.raise_for_status()``: not sent (or unknown)
 
 :class:`ProviderError` carries an :class:`ErrorCategory`; the category decides whether the
 client retries the same provider, fails over to the next provider of the channel, or moves on
@@ -221,7 +221,10 @@ class WebhookParseError(AnysendError, ValueError):
 
 
 class DeliveryError(AnysendError):
-    """Raised by ``SendResult.raise_for_status()`` when the message could not be sent.
+    """Raised by ``SendResult.raise_for_status()`` when the message was not sent.
+
+    With ``result.status == "unknown"`` (an ambiguous timeout) it may have been: check with
+    the provider before sending again.
 
     Attributes:
         result: the full :class:`~anysend.SendResult`, with every attempt.
