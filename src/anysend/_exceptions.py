@@ -11,7 +11,7 @@ Each class says what the caller does next, so an application can catch by intent
     ├── ProviderError                             a provider refused or failed; see ``category``
     ├── WebhookVerificationError                  a callback is not authentic; answer 401/403
     ├── WebhookParseError (also ValueError)       a verified callback could not be understood
-    └── DeliveryError                             ``SendResult.raise_for_status()``: not sent (or unknown)
+    └── DeliveryError                             raise_for_status(): not sent, or unknown
 
 :class:`ProviderError` carries an :class:`ErrorCategory`; the category decides whether the
 client retries the same provider, fails over to the next provider of the channel, or moves on
