@@ -46,6 +46,7 @@ from anysend.providers.viber import (
 )
 from anysend.testing import VirtualClock
 from anysend.testing.contract import ErrorCase, ProviderContract
+from tests.strategies import damaged_json
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "viber"
 TOKEN = "4a5b6c7d8e9f0a1b-2c3d4e5f6a7b8c9d-0e1f2a3b4c5d6e7f"
@@ -557,32 +558,11 @@ def test_malformed_bodies_raise_parse_errors(body: dict[str, Any]) -> None:
         )
 
 
-def _mutate(value: Any, data: st.DataObject) -> Any:
-    """``value`` with one randomly chosen node replaced by an arbitrary JSON value."""
-    if isinstance(value, dict) and value and data.draw(st.booleans()):
-        key = data.draw(st.sampled_from(sorted(value)))
-        return {**value, key: _mutate(value[key], data)}
-    if isinstance(value, list) and value and data.draw(st.booleans()):
-        index = data.draw(st.integers(min_value=0, max_value=len(value) - 1))
-        return [*value[:index], _mutate(value[index], data), *value[index + 1 :]]
-    scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
-    return data.draw(
-        st.recursive(scalars, lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner))
-    )
-
-
 @settings(max_examples=100, deadline=None)
 @given(name=st.sampled_from(ALL_FIXTURES), data=st.data())
 def test_mutated_fixtures_raise_only_our_errors(name: str, data: st.DataObject) -> None:
     """Fixtures with bytes or JSON nodes changed parse or raise only anysend's webhook errors."""
-    if data.draw(st.booleans()):
-        body = bytearray(fixture(name))
-        for _ in range(data.draw(st.integers(min_value=1, max_value=6))):
-            position = data.draw(st.integers(min_value=0, max_value=len(body) - 1))
-            body[position] = data.draw(st.integers(min_value=0, max_value=255))
-        raw = bytes(body)
-    else:
-        raw = json.dumps(_mutate(json.loads(fixture(name)), data)).encode()
+    raw = damaged_json(fixture(name), data)
     try:
         events = make().parse_webhook(WebhookRequest(url=CALLBACK_URL, body=raw), verify=False)
     except (WebhookParseError, WebhookVerificationError):
