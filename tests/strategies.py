@@ -31,3 +31,19 @@ def damaged_json(body: bytes, data: st.DataObject) -> bytes:
             damaged[position] = data.draw(st.integers(min_value=0, max_value=255))
         return bytes(damaged)
     return json.dumps(_mutate(json.loads(body), data)).encode()
+
+
+def edited_bytes(body: bytes, data: st.DataObject) -> bytes:
+    """``body`` with one to eight random byte flips, insertions or deletions."""
+    edited = bytearray(body)
+    for _ in range(data.draw(st.integers(min_value=1, max_value=8))):
+        position = data.draw(st.integers(min_value=0, max_value=len(edited)))
+        action = data.draw(st.sampled_from(["flip", "insert", "delete"]))
+        byte = data.draw(st.integers(min_value=0, max_value=255))
+        if action == "insert" or position == len(edited):
+            edited.insert(position, byte)
+        elif action == "flip":
+            edited[position] = byte
+        else:
+            del edited[position]
+    return bytes(edited)

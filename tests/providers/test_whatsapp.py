@@ -48,6 +48,7 @@ from anysend.providers.whatsapp import (
 )
 from anysend.testing import MemoryProvider, VirtualClock
 from anysend.testing.contract import ErrorCase, ProviderContract
+from tests.strategies import edited_bytes
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "whatsapp"
 TOKEN = "EAAG-test-access-token-3f9a1c"
@@ -938,18 +939,8 @@ def test_malformed_bodies_raise_only_our_errors(body: bytes) -> None:
 @given(name=st.sampled_from(STATUS_FIXTURES + INBOUND_FIXTURES), data=st.data())
 def test_mutated_fixtures_raise_only_our_errors(name: str, data: st.DataObject) -> None:
     """Fixture bodies with random byte edits parse or raise only anysend's webhook errors."""
-    body = bytearray(fixture(name))
-    for _ in range(data.draw(st.integers(min_value=1, max_value=8))):
-        position = data.draw(st.integers(min_value=0, max_value=len(body)))
-        action = data.draw(st.sampled_from(["flip", "insert", "delete"]))
-        byte = data.draw(st.integers(min_value=0, max_value=255))
-        if action == "insert" or position == len(body):
-            body.insert(position, byte)
-        elif action == "flip":
-            body[position] = byte
-        else:
-            del body[position]
-    request = WebhookRequest(url=HOOK_URL, body=bytes(body))
+    body = edited_bytes(fixture(name), data)
+    request = WebhookRequest(url=HOOK_URL, body=body)
     try:
         events = make().parse_webhook(request, verify=False)
     except (WebhookParseError, WebhookVerificationError):
