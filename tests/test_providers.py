@@ -25,6 +25,7 @@ from anysend.providers import (
     Capabilities,
     Provider,
     ProviderSettings,
+    WebhookResponse,
     available,
     compare_signatures,
     load,
@@ -229,3 +230,30 @@ def test_missing_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "anysend.providers.fcm", raising=False)
     with pytest.raises(anysend.ConfigurationError, match=r'pip install "anysend\[push\]"'):
         load("fcm")
+
+
+def test_default_webhook_answers() -> None:
+    """By default a callback is answered 200 with nothing, there is no handshake, POST only."""
+    provider = MemoryProvider()
+    request = WebhookRequest(url="https://app.example.com/hooks/memory", body=b"x")
+    answer = provider.webhook_response(request, [])
+    assert answer == WebhookResponse()
+    assert (answer.status, answer.body) == (200, b"")
+    assert answer.content_type == "text/plain; charset=utf-8"
+    get = WebhookRequest(method="GET", url="https://app.example.com/hooks/memory?a=1")
+    assert provider.handshake(get) is None
+    assert Provider.webhook_methods == frozenset({"POST"})
+
+
+def test_webhook_response_is_a_frozen_checked_model() -> None:
+    """WebhookResponse refuses impossible statuses and unknown fields, and cannot change."""
+    answer = WebhookResponse(status=204)
+    with pytest.raises(ValueError, match="frozen"):
+        answer.status = 500  # type: ignore[misc]
+    for bad, problem in (
+        ({"status": 99}, "greater than"),
+        ({"status": 600}, "less than"),
+        ({"headers": {}}, "Extra inputs"),
+    ):
+        with pytest.raises(ValueError, match=problem):
+            WebhookResponse(**bad)

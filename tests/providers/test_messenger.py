@@ -34,6 +34,7 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
+from anysend.providers import WebhookResponse
 from anysend.providers.messenger import (
     ERROR_CODES,
     ERROR_SUBCODES,
@@ -739,3 +740,30 @@ class TestMessengerContract(ProviderContract):
     def inbound_webhook(self) -> WebhookRequest:
         """A genuine inbound text message."""
         return callback(fixture("message_text.json"))
+
+
+# -- answers to callbacks --------------------------------------------------------------------------
+
+
+def test_handshake_answers_the_challenge_as_plain_text() -> None:
+    """handshake: 200 with hub.challenge as text/plain; a wrong token raises (answer 4xx)."""
+    query = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"}
+    good = WebhookRequest(method="GET", url=f"{CALLBACK_URL}?{urlencode(query)}")
+    assert make().handshake(good) == WebhookResponse(
+        status=200, body=b"42", content_type="text/plain; charset=utf-8"
+    )
+    wrong = {**query, "hub.verify_token": "wrong"}
+    with pytest.raises(WebhookVerificationError) as caught:
+        make().handshake(WebhookRequest(method="GET", url=f"{CALLBACK_URL}?{urlencode(wrong)}"))
+    assert VERIFY_TOKEN not in str(caught.value)
+    with pytest.raises(WebhookVerificationError, match="verify_token"):
+        Messenger(page_access_token=PAGE_TOKEN).handshake(good)
+
+
+def test_callbacks_get_a_plain_200() -> None:
+    """Meta needs only a 200 for a webhook POST."""
+    messenger = make()
+    request = callback(fixture("message_text.json"))
+    answer = messenger.webhook_response(request, messenger.parse_webhook(request))
+    assert answer == WebhookResponse()
+    assert Messenger.webhook_methods == frozenset({"POST"})

@@ -31,13 +31,14 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
-from anysend.providers import Provider, to_url
+from anysend.providers import Provider, WebhookResponse, to_url
 from anysend.providers import _config as config
 from anysend.providers.plivo import (
     ERROR_DESCRIPTIONS,
     MESSAGE_ID_PARAM,
     REASONS,
     STATUS_MAP,
+    XML_EMPTY,
     Plivo,
     signature_v2,
     signature_v3,
@@ -705,3 +706,26 @@ class TestPlivoContract(ProviderContract):
     def inbound_webhook(self) -> WebhookRequest:
         """A genuine incoming SMS."""
         return signed(fixture("inbound_sms.form"))
+
+
+# -- answers to callbacks --------------------------------------------------------------------------
+
+
+def test_callbacks_are_answered_with_empty_xml() -> None:
+    """An empty Plivo XML document as application/xml: no reply to an incoming SMS."""
+    plivo = make()
+    expected = WebhookResponse(
+        status=200, body=b"<Response></Response>", content_type="application/xml"
+    )
+    assert expected.body == XML_EMPTY
+    for request in (signed(fixture("inbound_sms.form")), signed(fixture("status_sent.form"))):
+        assert plivo.webhook_response(request, plivo.parse_webhook(request)) == expected
+        assert plivo.handshake(request) is None
+
+
+def test_get_callbacks() -> None:
+    """Plivo calls back with GET when told to: GET is a callback method."""
+    assert Plivo.webhook_methods == frozenset({"GET", "POST"})
+    url = f"{CALLBACK_URL}&{fixture('status_sent.form').decode()}"
+    event = only_event(signed(b"", url=url, method="GET"))
+    assert event.status is DeliveryStatus.SENT

@@ -30,7 +30,7 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
-from anysend.providers import Provider, to_url
+from anysend.providers import Provider, WebhookResponse, to_url
 from anysend.providers import _config as config
 from anysend.providers.smsapi import (
     ERROR_CODES,
@@ -579,3 +579,21 @@ class TestSMSAPIContract(ProviderContract):
         bodies = [b"", b"{", b"\xff\xfe", b"sms_from=", b"null"]
         requests += [WebhookRequest(method="POST", url=HOOK, body=b) for b in bodies]
         return requests
+
+
+# -- answers to callbacks --------------------------------------------------------------------------
+
+
+def test_callbacks_are_answered_ok() -> None:
+    """SMSAPI repeats a callback unless it gets the text OK: reports and MO SMS alike."""
+    adapter = make()
+    expected = WebhookResponse(status=200, body=b"OK", content_type="text/plain; charset=utf-8")
+    for request in (report("dlr_404_delivered.query"), mo()):
+        assert adapter.webhook_response(request, adapter.parse_webhook(request)) == expected
+        assert adapter.handshake(request) is None
+
+
+def test_reports_come_by_get() -> None:
+    """Delivery reports are GET requests, so GET is a callback method."""
+    assert SMSAPI.webhook_methods == frozenset({"GET", "POST"})
+    assert report("dlr_404_delivered.query").method == "GET"

@@ -39,13 +39,14 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
-from anysend.providers import _config
+from anysend.providers import WebhookResponse, _config
 from anysend.providers.twilio import (
     ERROR_CODES,
     MESSAGE_ID_PARAM,
     REASONS,
     SIGNATURE_HEADER,
     STATUS_MAP,
+    TWIML_EMPTY,
     Twilio,
     TwilioSettings,
     body_sha256,
@@ -836,3 +837,35 @@ class TestTwilioContract(ProviderContract):
     def inbound_webhook(self) -> WebhookRequest:
         """The inbound SMS fixture, signed."""
         return callback(fixture("inbound_sms.form"), INBOUND_URL)
+
+
+# -- answers to callbacks --------------------------------------------------------------------------
+
+
+def test_callbacks_are_answered_with_empty_twiml() -> None:
+    """Inbound SMS and status callbacks alike get an empty TwiML document: no auto-reply."""
+    twilio = make()
+    expected = WebhookResponse(
+        status=200,
+        body=b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>',
+        content_type="text/xml",
+    )
+    assert expected.body == TWIML_EMPTY
+    inbound = callback(fixture("inbound_sms.form"), INBOUND_URL)
+    assert twilio.webhook_response(inbound, twilio.parse_webhook(inbound)) == expected
+    status = callback(fixture("status_delivered.form"))
+    assert twilio.webhook_response(status, twilio.parse_webhook(status)) == expected
+
+
+def test_no_handshake_but_get_callbacks() -> None:
+    """Twilio makes no GET handshake, but may call back with GET (the method is set per URL)."""
+    twilio = make()
+    query = fixture("status_delivered.form").decode()
+    url = f"{CALLBACK_URL}?{query}"
+    headers = {SIGNATURE_HEADER: expected_signature(url, b"")}
+    request = WebhookRequest(method="GET", url=url, headers=headers)
+    assert twilio.handshake(request) is None
+    assert Twilio.webhook_methods == frozenset({"GET", "POST"})
+    [event] = twilio.parse_webhook(request)
+    assert isinstance(event, DeliveryEvent)
+    assert event.status is DeliveryStatus.DELIVERED

@@ -35,6 +35,7 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
+from anysend.providers import WebhookResponse
 from anysend.providers.vonage import (
     ERROR_CODES,
     EVENT_MAP,
@@ -1001,3 +1002,16 @@ class TestVonageContract(ProviderContract):
     def inbound_webhook(self) -> WebhookRequest:
         """The documented inbound SMS, signed."""
         return callback("inbound_text.json")
+
+
+# -- answers to callbacks --------------------------------------------------------------------------
+
+
+def test_callbacks_get_a_plain_200_and_may_come_by_get() -> None:
+    """Vonage needs 200 (or 204); its callbacks may be GET queries, so GET is a callback method."""
+    adapter = make()
+    request = callback("dlr_buffered.query")
+    assert request.method == "GET"
+    assert adapter.webhook_response(request, []) == WebhookResponse()
+    assert adapter.handshake(request) is None
+    assert Vonage.webhook_methods == frozenset({"GET", "POST"})

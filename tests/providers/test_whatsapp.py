@@ -36,7 +36,7 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
-from anysend.providers import _config, _meta
+from anysend.providers import WebhookResponse, _config, _meta
 from anysend.providers.whatsapp import (
     DEFAULT_API_VERSION,
     ERROR_CODES,
@@ -1053,3 +1053,30 @@ class TestWhatsAppContract(ProviderContract):
     def inbound_webhook(self) -> WebhookRequest:
         """A signed inbound text."""
         return callback(fixture("inbound_text.json"))
+
+
+# -- answers to callbacks --------------------------------------------------------------------------
+
+
+def test_handshake_answers_the_challenge_as_plain_text() -> None:
+    """handshake: 200 with hub.challenge as text/plain; a wrong token raises (answer 4xx)."""
+    wa = make()
+    query = f"hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444"
+    good = WebhookRequest(method="GET", url=f"{HOOK_URL}?{query}")
+    assert wa.handshake(good) == WebhookResponse(
+        status=200, body=b"1158201444", content_type="text/plain; charset=utf-8"
+    )
+    wrong = WebhookRequest(method="GET", url=f"{HOOK_URL}?{query.replace(VERIFY_TOKEN, 'no')}")
+    with pytest.raises(WebhookVerificationError) as caught:
+        wa.handshake(wrong)
+    assert VERIFY_TOKEN not in str(caught.value)
+    with pytest.raises(WebhookVerificationError):
+        make(verify_token=None).handshake(good)
+
+
+def test_callbacks_get_a_plain_200() -> None:
+    """Meta needs only a 200 for a webhook POST."""
+    wa = make()
+    request = callback(fixture("inbound_text.json"))
+    assert wa.webhook_response(request, wa.parse_webhook(request)) == WebhookResponse()
+    assert WhatsApp.webhook_methods == frozenset({"POST"})

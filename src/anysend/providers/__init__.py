@@ -15,7 +15,8 @@ The entry-point name is the provider's ``Provider.name``, and also its URL schem
 ``ANYSEND_PROVIDERS`` environment variable (see the configuration guide).
 
 Adapter authors also get the shared HTTP error mapping here: :func:`error_from_response`,
-:func:`category_for_status`, :func:`parse_retry_after` and :func:`response_body`.
+:func:`category_for_status`, :func:`parse_retry_after` and :func:`response_body`; and
+:class:`WebhookResponse`, the answer an adapter gives a callback or handshake.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from anysend.providers._base import (
     ProviderSettings,
     SendFlow,
     WebhookFlow,
+    WebhookResponse,
     check_replay_window,
     compare_signatures,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "ProviderSettings",
     "SendFlow",
     "WebhookFlow",
+    "WebhookResponse",
     "available",
     "category_for_status",
     "check_replay_window",

@@ -13,7 +13,9 @@ An adapter is one of two kinds:
   method it needs when it is built.
 
 Adapters that receive callbacks implement :meth:`Provider.verify_webhook` and
-:meth:`Provider.parse_webhook`.
+:meth:`Provider.parse_webhook`; :meth:`Provider.webhook_response` says what to answer a
+handled callback with (a provider that reads the answer overrides it), and
+:meth:`Provider.handshake` answers a provider's ``GET`` verification handshake.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import hmac
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from anysend._exceptions import (
     ConfigurationError,
@@ -46,6 +48,7 @@ __all__ = [
     "ProviderSettings",
     "SendFlow",
     "WebhookFlow",
+    "WebhookResponse",
     "check_replay_window",
     "compare_signatures",
 ]
@@ -61,6 +64,27 @@ class ProviderSettings(BaseModel):
     """Base for an adapter's settings. Secrets are ``SecretStr`` so that they never print."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WebhookResponse(BaseModel):
+    """The HTTP answer to give a provider's callback or handshake.
+
+    Most providers only need a 2xx status; a few read the body (Twilio's TwiML, Meta's
+    ``hub.challenge``, SMSAPI's ``OK``). :meth:`Provider.webhook_response` and
+    :meth:`Provider.handshake` return one; ``anysend.asgi.WebhookApp`` sends it as it is, and
+    any web framework can do the same.
+
+    Attributes:
+        status: the HTTP status code.
+        body: the body bytes.
+        content_type: the ``Content-Type`` header's value.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: int = Field(default=200, ge=100, le=599)
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
 
 
 class Capabilities(BaseModel):
@@ -122,6 +146,10 @@ class Provider:
             ``webpush``); a device goes to the first provider that serves its kind.
         http2: the provider's API speaks only HTTP/2 (APNs); the client sends its requests
             through an HTTP/2 connection pool (needs ``anysend[push]``).
+        webhook_methods: the HTTP methods the provider's callbacks may use. ``POST`` for
+            most; ``GET`` too for providers that can be set to call back with a query
+            (Twilio, Plivo, Vonage, SMSAPI). A ``GET`` that is not a callback is a handshake
+            (:meth:`handshake`).
 
     Attributes:
         settings: the validated settings.
@@ -134,6 +162,7 @@ class Provider:
     default_base_url: ClassVar[str | None] = None
     push_kinds: ClassVar[frozenset[str]] = frozenset({"fcm", "apns", "webpush"})
     http2: ClassVar[bool] = False
+    webhook_methods: ClassVar[frozenset[str]] = frozenset({"POST"})
 
     def __init__(self, settings: ProviderSettings | None = None, /, **kwargs: Any) -> None:
         if settings is not None and kwargs:
@@ -286,6 +315,33 @@ class Provider:
         """
         yield from ()  # nothing to fetch
         return self.parse_webhook(request, verify=verify)
+
+    def webhook_response(
+        self, request: WebhookRequest, events: list[DeliveryEvent | InboundMessage]
+    ) -> WebhookResponse:
+        """What to answer a verified callback once its events were handled.
+
+        The default is ``200`` with an empty body: most providers read only the status.
+        Adapters whose provider reads the body override it (Twilio answers empty TwiML, so
+        that an inbound SMS gets no automatic reply). Pure: no I/O.
+
+        Args:
+            request: the callback as received.
+            events: what it parsed into.
+        """
+        return WebhookResponse()
+
+    def handshake(self, request: WebhookRequest) -> WebhookResponse | None:
+        """Answer the provider's ``GET`` verification handshake, if it makes one.
+
+        Meta's adapters (WhatsApp, Messenger) echo ``hub.challenge`` after checking the verify
+        token. The default is ``None``: the provider makes no handshake (a web endpoint then
+        answers ``405``, unless ``GET`` is in :attr:`webhook_methods`). Pure: no I/O.
+
+        Raises:
+            WebhookVerificationError: the handshake is not genuine (answer 4xx).
+        """
+        return None
 
     # -- lifecycle (direct adapters with connections override these) ----------------------------
 

@@ -23,7 +23,8 @@ Settings:
     * ``page_access_token`` (secret): the Page access token (``pages_messaging`` permission).
     * ``app_secret`` (secret): the Meta app's secret; Meta signs webhooks with it.
     * ``verify_token`` (secret): the token you typed in the app dashboard for the
-      subscription handshake (:meth:`Messenger.verify_subscription`).
+      subscription handshake (:meth:`Messenger.verify_subscription`, answered by
+      :meth:`Messenger.handshake`).
     * ``api_version``: the Graph API version in the path, default :data:`GRAPH_API_VERSION`.
     * ``messaging_type``: ``UPDATE`` (default) or ``RESPONSE``, used when no tag is set.
     * ``message_tag``: a message tag sent with every message (``MESSAGE_TAG``), such as
@@ -87,7 +88,14 @@ from anysend import (
     WebhookParseError,
     WebhookRequest,
 )
-from anysend.providers import Capabilities, Provider, ProviderSettings, _meta, response_body
+from anysend.providers import (
+    Capabilities,
+    Provider,
+    ProviderSettings,
+    WebhookResponse,
+    _meta,
+    response_body,
+)
 
 __all__ = [
     "CONTACT_INVALID",
@@ -337,6 +345,15 @@ class Messenger(Provider):
         return _meta.verify_subscription(
             request, token.get_secret_value() if token else None, provider=self.name
         )
+
+    def handshake(self, request: WebhookRequest) -> WebhookResponse:
+        """Answer Meta's ``GET`` handshake: 200 with ``hub.challenge`` as plain text.
+
+        Raises:
+            WebhookVerificationError: as :meth:`verify_subscription` (answer 4xx).
+        """
+        challenge = self.verify_subscription(request)
+        return WebhookResponse(body=challenge.encode())
 
     def parse_webhook_events(
         self, request: WebhookRequest

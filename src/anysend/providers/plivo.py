@@ -45,6 +45,10 @@ Limits and quirks:
       the JSON body verbatim (``log``, ``message_expiry``, ``dlt_template_id``, ...).
     * Callback times (``MessageTime``, ``DeliveryReportTime``, ...) carry no zone; they are
       read as UTC.
+    * Callbacks come as a ``POST`` form or, when ``method`` (or the application) says so, as
+      a ``GET`` query; both are read. Plivo expects XML in answer to an incoming message
+      ([XML response](https://www.plivo.com/docs/messaging/xml/response)):
+      :meth:`Plivo.webhook_response` gives an empty ``<Response></Response>``.
 
 Signatures: Plivo signs callbacks with the auth token. V3 (``X-Plivo-Signature-V3`` or, with
 the main account's token, ``X-Plivo-Signature-Ma-V3``, and ``X-Plivo-Signature-V3-Nonce``) is
@@ -97,6 +101,7 @@ from anysend.providers import (
     Capabilities,
     Provider,
     ProviderSettings,
+    WebhookResponse,
     compare_signatures,
     error_from_response,
     response_body,
@@ -111,11 +116,15 @@ __all__ = [
     "REASONS",
     "STATUS_MAP",
     "STATUS_OVERRIDES",
+    "XML_EMPTY",
     "Plivo",
     "PlivoSettings",
     "signature_v2",
     "signature_v3",
 ]
+
+#: The answer to every callback: an empty Plivo XML document (no reply to an incoming SMS).
+XML_EMPTY = b"<Response></Response>"
 
 #: The query parameter the adapter adds to ``status_callback_url`` (anysend's message id).
 MESSAGE_ID_PARAM = "anysend_message_id"
@@ -316,6 +325,7 @@ class Plivo(Provider):
     url_fields: ClassVar[dict[str, str]] = {"username": "auth_id", "password": "auth_token"}
     error_messages: ClassVar[dict[str, ErrorCategory]] = ERROR_MESSAGES
     error_statuses: ClassVar[dict[int, ErrorCategory]] = ERROR_STATUSES
+    webhook_methods: ClassVar[frozenset[str]] = frozenset({"GET", "POST"})
     settings: PlivoSettings
 
     # -- sending --------------------------------------------------------------------------------
@@ -394,6 +404,17 @@ class Plivo(Provider):
         return self.error_statuses.get(status)
 
     # -- callbacks ------------------------------------------------------------------------------
+
+    def webhook_response(
+        self, request: WebhookRequest, events: list[DeliveryEvent | InboundMessage]
+    ) -> WebhookResponse:
+        """An empty Plivo XML document (``<Response></Response>``) as ``application/xml``.
+
+        Plivo expects XML from a ``message_url`` (an incoming message) and would send a
+        ``<Message>`` in it as a reply; an empty document acknowledges without replying.
+        Status callbacks ignore the body, so every callback gets the same answer.
+        """
+        return WebhookResponse(body=XML_EMPTY, content_type="application/xml")
 
     def verify_webhook(self, request: WebhookRequest) -> None:
         """Check the V3 signature (or, when allowed and V3 is absent, the V2 one).

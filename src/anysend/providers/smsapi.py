@@ -54,7 +54,8 @@ Callbacks: SMSAPI signs nothing. The endpoint is protected by the secret in its 
 :meth:`SMSAPI.verify_webhook` checks, in constant time, that a path segment or the ``token``
 query parameter equals ``callback_secret``. Delivery reports may be batched (comma-separated
 lists in every parameter) and give one event each; they carry no event id, so ``event_id`` is
-``MsgId:status:donedate``. The endpoint must answer with the text ``OK``.
+``MsgId:status:donedate``. The endpoint must answer with the text ``OK``
+(:meth:`SMSAPI.webhook_response`), or SMSAPI calls again.
 
 Errors: :data:`ERROR_CODES` maps SMSAPI's error codes; an unknown code falls back to the HTTP
 status (401/403 ``auth``, 429 ``rate_limited``, 5xx ``unavailable``), then ``unknown``.
@@ -92,6 +93,7 @@ from anysend.providers import (
     Capabilities,
     Provider,
     ProviderSettings,
+    WebhookResponse,
     compare_signatures,
     error_from_response,
     response_body,
@@ -263,6 +265,7 @@ class SMSAPI(Provider):
     default_base_url: ClassVar[str | None] = BASE_URLS["pl"]
     url_fields: ClassVar[dict[str, str]] = {"password": "token"}
     error_codes: ClassVar[dict[str, ErrorCategory]] = ERROR_CODES
+    webhook_methods: ClassVar[frozenset[str]] = frozenset({"GET", "POST"})
     settings: SMSAPISettings
 
     @property
@@ -353,6 +356,12 @@ class SMSAPI(Provider):
         )
 
     # -- callbacks ------------------------------------------------------------------------------
+
+    def webhook_response(
+        self, request: WebhookRequest, events: list[DeliveryEvent | InboundMessage]
+    ) -> WebhookResponse:
+        """``200`` with the text ``OK``: SMSAPI repeats a callback that gets anything else."""
+        return WebhookResponse(body=b"OK")
 
     def verify_webhook(self, request: WebhookRequest) -> None:
         """Check that the callback URL carries ``callback_secret`` (constant-time compare).

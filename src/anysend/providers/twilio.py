@@ -54,6 +54,11 @@ Limits and quirks:
     * Scheduling needs a Messaging Service (error 35118): ``send_at`` without
       ``messaging_service_sid`` (or an ``MG...`` sender) is refused before any request.
     * With a template, ``Body`` is left out: Twilio takes content from the ContentSid.
+    * Callbacks may come as a ``POST`` form (the default) or, when the number or
+      ``StatusCallbackMethod`` says so, as a ``GET`` query: both are read.
+      :meth:`Twilio.webhook_response` answers an empty TwiML document, so that an incoming
+      message gets no automatic reply (https://www.twilio.com/docs/api/twiml/sms/your_response:
+      ``text/xml`` is read as TwiML, ``text/plain`` is sent back as a message).
     * Callbacks: ``X-Twilio-Signature`` signs no timestamp, so no replay window is possible;
       deduplicate on ``MessageSid`` and status (``DeliveryEvent.event_id``). The signature covers
       the full URL Twilio called: behind a proxy, give the public URL.
@@ -104,6 +109,7 @@ from anysend.providers import (
     Capabilities,
     Provider,
     ProviderSettings,
+    WebhookResponse,
     compare_signatures,
     error_from_response,
     response_body,
@@ -116,6 +122,7 @@ __all__ = [
     "REASONS",
     "SIGNATURE_HEADER",
     "STATUS_MAP",
+    "TWIML_EMPTY",
     "Twilio",
     "TwilioSettings",
     "body_sha256",
@@ -124,6 +131,9 @@ __all__ = [
 
 #: The header carrying Twilio's signature.
 SIGNATURE_HEADER = "X-Twilio-Signature"
+
+#: The answer to every callback: an empty TwiML document (Twilio sends no reply).
+TWIML_EMPTY = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 #: The query parameter added to ``StatusCallback`` that carries anysend's message id.
 MESSAGE_ID_PARAM = "anysend_message_id"
@@ -337,6 +347,7 @@ class Twilio(Provider):
     Settings: ClassVar[type[ProviderSettings]] = TwilioSettings
     default_base_url: ClassVar[str | None] = "https://api.twilio.com"
     url_fields: ClassVar[dict[str, str]] = {"username": "account_sid", "password": "auth_token"}
+    webhook_methods: ClassVar[frozenset[str]] = frozenset({"GET", "POST"})
     error_codes: ClassVar[dict[int, ErrorCategory]] = ERROR_CODES
     settings: TwilioSettings
 
@@ -498,6 +509,18 @@ class Twilio(Provider):
                 raw=fields,
             )
         ]
+
+    def webhook_response(
+        self, request: WebhookRequest, events: list[DeliveryEvent | InboundMessage]
+    ) -> WebhookResponse:
+        """An empty TwiML document as ``text/xml``: acknowledged, and no automatic reply.
+
+        Twilio reads the answer to an incoming-message webhook as instructions: a plain-text
+        body would be sent back to the sender as a reply, and a body that is not TwiML shows
+        up as an error in Twilio's debugger. Status callbacks ignore the body, so every
+        callback gets the same answer.
+        """
+        return WebhookResponse(body=TWIML_EMPTY, content_type="text/xml")
 
     def _inbound(self, fields: dict[str, str]) -> list[DeliveryEvent | InboundMessage]:
         sender = fields.get("From")

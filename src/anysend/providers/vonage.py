@@ -300,6 +300,7 @@ class Vonage(Provider):
     default_base_url: ClassVar[str | None] = "https://rest.nexmo.com"
     url_fields: ClassVar[dict[str, str]] = {"username": "api_key", "password": "api_secret"}
     error_codes: ClassVar[dict[str, ErrorCategory]] = ERROR_CODES
+    webhook_methods: ClassVar[frozenset[str]] = frozenset({"GET", "POST"})
     settings: VonageSettings
     now: Callable[[], float] = time.time
 

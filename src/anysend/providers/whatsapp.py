@@ -31,9 +31,9 @@ Example:
 
 Settings (:class:`WhatsAppSettings`): ``access_token`` (a system-user token, sent as a bearer
 token), ``phone_number_id`` (the business number's id; the sender), ``app_secret`` (Meta signs
-webhooks with it), ``verify_token`` (the subscription handshake), ``api_version``
-(``v25.0``), ``preview_url`` (link previews in text), ``prefer_template`` (send the template
-alone whenever a message has one).
+webhooks with it), ``verify_token`` (the subscription handshake, answered by
+:meth:`WhatsApp.handshake`), ``api_version`` (``v25.0``), ``preview_url`` (link previews in
+text), ``prefer_template`` (send the template alone whenever a message has one).
 
 The request (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages):
 ``POST https://graph.facebook.com/{api_version}/{phone_number_id}/messages`` with
@@ -109,6 +109,7 @@ from anysend.providers import (
     Provider,
     ProviderSettings,
     SendFlow,
+    WebhookResponse,
     _meta,
     response_body,
 )
@@ -495,6 +496,15 @@ class WhatsApp(Provider):
         return _meta.verify_subscription(
             request, token.get_secret_value() if token else None, provider=self.name
         )
+
+    def handshake(self, request: WebhookRequest) -> WebhookResponse:
+        """Answer Meta's ``GET`` handshake: 200 with ``hub.challenge`` as plain text.
+
+        Raises:
+            WebhookVerificationError: as :meth:`verify_subscription` (answer 4xx).
+        """
+        challenge = self.verify_subscription(request)
+        return WebhookResponse(body=challenge.encode())
 
     def parse_webhook_events(
         self, request: WebhookRequest
