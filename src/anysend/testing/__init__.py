@@ -1,6 +1,8 @@
 """Test helpers that ship with anysend: use them in your application's tests.
 
 * :class:`MemoryProvider`: records messages; fails on demand in any error category.
+* :class:`ScriptedProvider`: a fake provider scripted per send (:class:`Script`), with
+  signed delivery callbacks that fall due on a clock.
 * :class:`VirtualClock`: time that passes instantly.
 * :class:`ProviderContract`: the contract test kit for adapter authors.
 * a pytest plugin with the ``anysend_outbox`` and ``anysend_clock`` fixtures (loaded
@@ -17,15 +19,26 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from anysend.testing._clock import VirtualClock
     from anysend.testing._memory import MemoryProvider, MemorySettings
+    from anysend.testing._scripted import Script, ScriptedProvider
     from anysend.testing.contract import ErrorCase, ProviderContract
 
-__all__ = ["ErrorCase", "MemoryProvider", "MemorySettings", "ProviderContract", "VirtualClock"]
+__all__ = [
+    "ErrorCase",
+    "MemoryProvider",
+    "MemorySettings",
+    "ProviderContract",
+    "Script",
+    "ScriptedProvider",
+    "VirtualClock",
+]
 
 _EXPORTS = {
     "ErrorCase": "anysend.testing.contract",
     "MemoryProvider": "anysend.testing._memory",
     "MemorySettings": "anysend.testing._memory",
     "ProviderContract": "anysend.testing.contract",
+    "Script": "anysend.testing._scripted",
+    "ScriptedProvider": "anysend.testing._scripted",
     "VirtualClock": "anysend.testing._clock",
 }
 
