@@ -25,6 +25,9 @@ from anysend._version import __version__
 
 if TYPE_CHECKING:
     from anysend._async._client import AsyncClient
+    from anysend._async._profiles import AsyncProfiles
+    from anysend._async._store import AsyncSQLiteStore, AsyncStore
+    from anysend._async._webhooks import AsyncWebhooks
     from anysend._clock import Clock, SystemClock
     from anysend._events import DeliveryEvent, InboundMessage, Media, WebhookRequest
     from anysend._exceptions import (
@@ -40,6 +43,20 @@ if TYPE_CHECKING:
         WebhookParseError,
         WebhookVerificationError,
     )
+    from anysend._flows import (
+        AfterDelivery,
+        Always,
+        Digest,
+        Failed,
+        Flow,
+        FrequencyCap,
+        NotClicked,
+        NotDelivered,
+        NotOpened,
+        NotRead,
+        Policy,
+        Step,
+    )
     from anysend._models import (
         Attachment,
         Channel,
@@ -49,18 +66,36 @@ if TYPE_CHECKING:
         Preferences,
         PushContent,
         PushTarget,
+        QuietHours,
         Recipient,
+    )
+    from anysend._records import (
+        HistoryEntry,
+        Report,
+        ReportRow,
+        StepState,
+        StoredMessage,
+        StoredStep,
     )
     from anysend._results import Attempt, AttemptOutcome, ErrorInfo, Receipt, SendResult, SkipReason
     from anysend._retry import RetryPolicy
     from anysend._routing import ChannelLimits
     from anysend._status import DeliveryStatus, EventType, Reason
     from anysend._sync._client import Client
+    from anysend._sync._profiles import Profiles
+    from anysend._sync._store import SQLiteStore, Store
+    from anysend._sync._webhooks import Webhooks
     from anysend._templates import RenderedContent, Templates
 
 __all__ = [
+    "AfterDelivery",
+    "Always",
     "AnysendError",
     "AsyncClient",
+    "AsyncProfiles",
+    "AsyncSQLiteStore",
+    "AsyncStore",
+    "AsyncWebhooks",
     "Attachment",
     "Attempt",
     "AttemptOutcome",
@@ -74,25 +109,45 @@ __all__ = [
     "DeliveryError",
     "DeliveryEvent",
     "DeliveryStatus",
+    "Digest",
     "ErrorCategory",
     "ErrorInfo",
     "EventType",
+    "Failed",
+    "Flow",
+    "FrequencyCap",
+    "HistoryEntry",
     "InboundMessage",
     "InvalidRecipientError",
     "Media",
     "Message",
+    "NotClicked",
+    "NotDelivered",
+    "NotOpened",
+    "NotRead",
     "OutboundMessage",
+    "Policy",
     "Preferences",
+    "Profiles",
     "ProviderError",
     "PushContent",
     "PushTarget",
+    "QuietHours",
     "Reason",
     "Receipt",
     "Recipient",
     "RenderedContent",
+    "Report",
+    "ReportRow",
     "RetryPolicy",
+    "SQLiteStore",
     "SendResult",
     "SkipReason",
+    "Step",
+    "StepState",
+    "Store",
+    "StoredMessage",
+    "StoredStep",
     "SystemClock",
     "TemplateError",
     "Templates",
@@ -100,14 +155,21 @@ __all__ = [
     "WebhookParseError",
     "WebhookRequest",
     "WebhookVerificationError",
+    "Webhooks",
     "__version__",
 ]
 
 # The public names load on first use (PEP 562), so that ``import anysend`` costs almost
 # nothing until a name is used.
 _EXPORTS: dict[str, str] = {
+    "AfterDelivery": "anysend._flows",
+    "Always": "anysend._flows",
     "AnysendError": "anysend._exceptions",
     "AsyncClient": "anysend._async._client",
+    "AsyncProfiles": "anysend._async._profiles",
+    "AsyncSQLiteStore": "anysend._async._store",
+    "AsyncStore": "anysend._async._store",
+    "AsyncWebhooks": "anysend._async._webhooks",
     "Attachment": "anysend._models",
     "Attempt": "anysend._results",
     "AttemptOutcome": "anysend._results",
@@ -121,25 +183,45 @@ _EXPORTS: dict[str, str] = {
     "DeliveryError": "anysend._exceptions",
     "DeliveryEvent": "anysend._events",
     "DeliveryStatus": "anysend._status",
+    "Digest": "anysend._flows",
     "ErrorCategory": "anysend._exceptions",
     "ErrorInfo": "anysend._results",
     "EventType": "anysend._status",
+    "Failed": "anysend._flows",
+    "Flow": "anysend._flows",
+    "FrequencyCap": "anysend._flows",
+    "HistoryEntry": "anysend._records",
     "InboundMessage": "anysend._events",
     "InvalidRecipientError": "anysend._exceptions",
     "Media": "anysend._events",
     "Message": "anysend._models",
+    "NotClicked": "anysend._flows",
+    "NotDelivered": "anysend._flows",
+    "NotOpened": "anysend._flows",
+    "NotRead": "anysend._flows",
     "OutboundMessage": "anysend._models",
+    "Policy": "anysend._flows",
     "Preferences": "anysend._models",
+    "Profiles": "anysend._sync._profiles",
     "ProviderError": "anysend._exceptions",
     "PushContent": "anysend._models",
     "PushTarget": "anysend._models",
+    "QuietHours": "anysend._models",
     "Reason": "anysend._status",
     "Receipt": "anysend._results",
     "Recipient": "anysend._models",
     "RenderedContent": "anysend._templates",
+    "Report": "anysend._records",
+    "ReportRow": "anysend._records",
     "RetryPolicy": "anysend._retry",
+    "SQLiteStore": "anysend._sync._store",
     "SendResult": "anysend._results",
     "SkipReason": "anysend._results",
+    "Step": "anysend._flows",
+    "StepState": "anysend._records",
+    "Store": "anysend._sync._store",
+    "StoredMessage": "anysend._records",
+    "StoredStep": "anysend._records",
     "SystemClock": "anysend._clock",
     "TemplateError": "anysend._exceptions",
     "Templates": "anysend._templates",
@@ -147,6 +229,7 @@ _EXPORTS: dict[str, str] = {
     "WebhookParseError": "anysend._exceptions",
     "WebhookRequest": "anysend._events",
     "WebhookVerificationError": "anysend._exceptions",
+    "Webhooks": "anysend._sync._webhooks",
 }
 
 

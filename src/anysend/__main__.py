@@ -1,7 +1,8 @@
 """The ``anysend`` command (also ``python -m anysend``).
 
-This release has one sub-command, ``demo``; the full CLI (send, render, check, providers,
-worker, webhooks, report) comes with the ``cli`` extra in a later release.
+This release has two sub-commands: ``demo`` and ``worker`` (run due flow steps and scheduled
+messages); the full CLI (send, render, check, providers, webhooks, report) comes with the
+``cli`` extra in a later release.
 """
 
 from __future__ import annotations
@@ -25,7 +26,21 @@ def main(argv: list[str] | None = None) -> int:
         description="Send the back-in-stock notification through a local SMTP server and "
         "the console provider, and print every attempt. Needs anysend[demo].",
     )
+    from anysend._worker import add_arguments
+
+    add_arguments(
+        commands.add_parser(
+            "worker",
+            help="run due flow steps and scheduled messages until stopped",
+            description="Claim and run due flow steps and scheduled messages from the store; "
+            "several workers may share one store.",
+        )
+    )
     args = parser.parse_args(argv)
+    if args.command == "worker":
+        from anysend._worker import run
+
+        return run(args)
     if args.command == "demo":
         from anysend._demo import main as demo
 

@@ -56,7 +56,9 @@ class ErrorCategory(str, enum.Enum):
     * failed over to the next provider of the channel at once: ``auth``, ``configuration``,
       ``quota``;
     * moved on to the next channel, never to another provider of the same channel:
-      ``invalid_recipient``, ``opted_out``, ``content_rejected``, ``payload_too_large``;
+      ``invalid_recipient``, ``opted_out``;
+    * nothing else tried (the content is at fault, so the send fails fast):
+      ``content_rejected``, ``payload_too_large``;
     * ``ambiguous_timeout``: the request was sent and no answer came, so the provider may have
       accepted it. Retried only where the provider takes an idempotency key; otherwise the
       send ends with status ``unknown`` and nothing is re-sent;
@@ -86,7 +88,7 @@ class ErrorCategory(str, enum.Enum):
         """Where the failure lies: ``"provider"``, ``"recipient"`` or ``"content"``.
 
         Provider-scoped failures fail over to the next provider of the same channel;
-        recipient- and content-scoped ones move on to the next channel.
+        recipient-scoped ones move on to the next channel; content-scoped ones end the send.
         """
         if self in _RECIPIENT_SCOPED:
             return "recipient"
@@ -129,7 +131,8 @@ class ContentError(AnysendError, ValueError):
 
     Raised by adapters before any network call (a marketing email without an unsubscribe
     URL, a header with a line break). Inside ``send()`` the client records it as a failed
-    attempt with category ``content_rejected`` and moves on to the next channel.
+    attempt with category ``content_rejected``: from ``check_supported`` the next provider
+    of the channel is tried; from a send, nothing else is (content failures fail fast).
     """
 
 

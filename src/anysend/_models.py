@@ -13,7 +13,7 @@ import enum
 import mimetypes
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -27,6 +27,7 @@ __all__ = [
     "Preferences",
     "PushContent",
     "PushTarget",
+    "QuietHours",
     "Recipient",
 ]
 
@@ -73,7 +74,9 @@ class Attachment(BaseModel):
         content_id: the Content-ID of an inline part (defaults to the file name).
     """
 
-    model_config = _FROZEN
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64"
+    )
 
     filename: str
     content: bytes
@@ -191,6 +194,37 @@ class Preferences(BaseModel):
         return self.categories.get(category, {}).get(channel, True)
 
 
+class QuietHours(BaseModel):
+    """A daily window (in the recipient's time zone) in which messages wait.
+
+    ``start`` may be later than ``end``: ``QuietHours(start=time(21), end=time(8))`` is the
+    night. Messages of transactional categories are not held.
+    """
+
+    model_config = _FROZEN
+
+    start: time
+    end: time
+
+    def next_allowed(self, now: datetime, zone: tzinfo) -> datetime | None:
+        """``None`` when ``now`` is outside the window, else the end of the window (UTC)."""
+        local = now.astimezone(zone)
+        t = local.time().replace(tzinfo=None)
+        if self.start == self.end:
+            return None
+        if self.start < self.end:
+            inside = self.start <= t < self.end
+        else:
+            inside = t >= self.start or t < self.end
+        if not inside:
+            return None
+        end_day = local.date()
+        if self.start > self.end and t >= self.start:
+            end_day = end_day + timedelta(days=1)
+        naive_end = datetime.combine(end_day, self.end)
+        return naive_end.replace(tzinfo=zone).astimezone(now.tzinfo)
+
+
 class Recipient(BaseModel):
     """One person, with an address on each channel they can be reached on.
 
@@ -208,6 +242,7 @@ class Recipient(BaseModel):
         preferences: opt-outs and consents (``True`` records consent; policies that require
             consent, such as marketing, read it).
         name: a display name (email ``To`` header).
+        quiet_hours: this person's quiet hours (overrides the client's).
     """
 
     model_config = _FROZEN
@@ -222,6 +257,7 @@ class Recipient(BaseModel):
     timezone: str | None = None
     preferences: Preferences = Field(default_factory=Preferences)
     name: str | None = None
+    quiet_hours: QuietHours | None = None
 
     def __repr__(self) -> str:
         fields = ", ".join(

@@ -54,6 +54,12 @@ class SkipReason(str, enum.Enum):
     * ``no_content``: the template has no part for the channel.
     * ``no_provider``: no configured provider serves the channel.
     * ``unsupported``: the provider cannot express something the message needs.
+    * ``suppressed``: the address is on the suppression list (STOP, unsubscribe, complaint).
+    * ``contact_invalid``: the address was reported dead (hard bounce, token unregistered).
+    * ``no_consent``: the category needs an explicit opt-in the recipient has not given.
+    * ``frequency_capped``: the recipient already got as many messages of the category as
+      its policy allows in the window.
+    * ``provider_benched``: the provider failed too often recently and is being rested.
     """
 
     NO_ADDRESS = "no_address"
@@ -61,6 +67,11 @@ class SkipReason(str, enum.Enum):
     NO_CONTENT = "no_content"
     NO_PROVIDER = "no_provider"
     UNSUPPORTED = "unsupported"
+    SUPPRESSED = "suppressed"
+    CONTACT_INVALID = "contact_invalid"
+    NO_CONSENT = "no_consent"
+    FREQUENCY_CAPPED = "frequency_capped"
+    PROVIDER_BENCHED = "provider_benched"
 
 
 class ErrorInfo(BaseModel):
@@ -146,6 +157,8 @@ class SendResult(BaseModel):
         attempts: every attempt and skip, in order.
         idempotent_replay: ``True`` when this result was returned for a repeated
             ``idempotency_key`` rather than sent again.
+        scheduled_for: when the client's store holds the message for later (``send_at``,
+            quiet hours); it is sent by ``client.run_due()`` or ``anysend worker``.
     """
 
     model_config = _FROZEN
@@ -158,12 +171,14 @@ class SendResult(BaseModel):
     receipt: Receipt | None = None
     attempts: tuple[Attempt, ...] = Field(default_factory=tuple)
     idempotent_replay: bool = False
+    scheduled_for: datetime | None = None
 
     @property
     def ok(self) -> bool:
-        """Whether a provider accepted the message (also for a schedule kept by the provider)."""
+        """Whether a provider accepted it, or it is scheduled (by a provider or the store)."""
         return self.status.is_success or (
-            self.status is DeliveryStatus.SCHEDULED and self.receipt is not None
+            self.status is DeliveryStatus.SCHEDULED
+            and (self.receipt is not None or self.scheduled_for is not None)
         )
 
     @property

@@ -295,15 +295,18 @@ def test_recipient_error_moves_to_next_channel_not_next_provider() -> None:
     assert result.channel is Channel.EMAIL
 
 
-def test_content_rejection_moves_to_next_channel() -> None:
-    """A content rejection falls back to the next channel."""
+def test_content_rejection_fails_fast() -> None:
+    """A content rejection tries neither another provider nor another channel."""
     sms1 = memory("sms1", "sms")
     sms2 = memory("sms2", "sms")
+    email = memory("email", "email")
     sms1.fail(ErrorCategory.CONTENT_REJECTED)
-    with client(sms1, sms2, memory("email", "email")) as c:
+    with client(sms1, sms2, email) as c:
         result = c.send(TEXT, to=ANN, via=["sms", "email"])
     assert sms2.calls == 0
-    assert result.channel is Channel.EMAIL
+    assert email.calls == 0
+    assert result.channel is None
+    assert result.status is DeliveryStatus.REJECTED
 
 
 def test_everything_failing_gives_failed_result_and_delivery_error() -> None:
@@ -992,8 +995,8 @@ def test_provider_attachment_limit_is_a_recorded_failure() -> None:
     assert result.provider == "big"
 
 
-def test_adapter_content_error_moves_to_the_next_channel() -> None:
-    """A ContentError from an adapter counts as content_rejected: next channel, not provider."""
+def test_adapter_content_error_fails_fast() -> None:
+    """A ContentError from an adapter's send counts as content_rejected: nothing else tried."""
     picky = Misbehaving(name="picky", channels=frozenset({Channel.EMAIL}))
     picky.error = anysend.ContentError("marketing email needs unsubscribe_url")
     other_email = memory("other", "email")
@@ -1002,7 +1005,8 @@ def test_adapter_content_error_moves_to_the_next_channel() -> None:
     assert result.attempts[0].error is not None
     assert result.attempts[0].error.category is ErrorCategory.CONTENT_REJECTED
     assert other_email.calls == 0
-    assert result.channel is Channel.SMS
+    assert result.channel is None
+    assert [a.channel for a in result.attempts] == [Channel.EMAIL]
 
 
 def test_default_chain_leaves_out_channels_without_providers() -> None:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
 from anysend._async._idempotency import AsyncIdempotencyCache
+from anysend._async._store import AsyncStore, open_store
 from anysend._clock import Clock, SystemClock
 from anysend._events import DeliveryEvent, InboundMessage, WebhookRequest
 from anysend._exceptions import (
@@ -30,16 +31,26 @@ from anysend._exceptions import (
     WebhookVerificationError,
     as_provider_error,
 )
+from anysend._flows import Flow, Policy, zone_of
 from anysend._logging import logger, register_secrets
-from anysend._models import Channel, Message, OutboundMessage, Recipient
+from anysend._models import Channel, Message, OutboundMessage, QuietHours, Recipient
 from anysend._results import Attempt, AttemptOutcome, ErrorInfo, Receipt, SendResult, SkipReason
 from anysend._retry import RetryPolicy
 from anysend._routing import Address, ChannelLimits, Router, final_status, skip
+from anysend._status import DeliveryStatus, Reason
 from anysend._templates import RenderedContent, Templates
 from anysend._types import AsyncAttemptHook, AsyncDirectProvider, AsyncResultHook
 from anysend.providers import Provider
 
+if TYPE_CHECKING:
+    from anysend._async._flows import AsyncFlowEngine
+    from anysend._async._profiles import AsyncProfiles
+    from anysend._async._webhooks import AsyncWebhooks
+    from anysend._records import HistoryEntry, Report
+
 __all__ = ["AsyncClient"]
+
+_DEFAULT_POLICY = Policy()
 
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -72,6 +83,17 @@ class AsyncClient:
             provider's own (a local sandbox or a mock server).
         check_deliverability: look up email domains in DNS when validating (off by default).
         idempotency_ttl: seconds an idempotency key is remembered.
+        store: where messages, statuses, flows and profiles are kept: an
+            :class:`~anysend.AsyncStore`, or a SQLite file path (``"anysend.db"``,
+            ``"sqlite:///anysend.db"``, ``":memory:"``). Without one the client only sends;
+            flows, profiles, history, reports, webhooks handling and quiet hours need one.
+        policies: per message category, what it may do (see :class:`~anysend.Policy`).
+        quiet_hours: the window in which non-transactional messages wait (each recipient's
+            own ``quiet_hours`` wins); needs a store.
+        default_timezone: the IANA zone for recipients without ``timezone``.
+        health_threshold: provider-level failures in a row after which a provider is benched
+            (skipped while another provider of the channel can serve); needs a store.
+        health_cooldown: how long a benched provider rests before it is tried again.
 
     A client is a context manager that closes its connections (``async with``).
     An async client belongs to the event loop it is first used in; use one client per loop.
@@ -95,6 +117,12 @@ class AsyncClient:
         base_urls: Mapping[str, str] | None = None,
         check_deliverability: bool = False,
         idempotency_ttl: float = 24 * 3600.0,
+        store: AsyncStore | str | os.PathLike[str] | None = None,
+        policies: Mapping[str, Policy] | None = None,
+        quiet_hours: QuietHours | None = None,
+        default_timezone: str = "UTC",
+        health_threshold: int = 5,
+        health_cooldown: timedelta = timedelta(minutes=1),
     ) -> None:
         if isinstance(providers, str):
             from anysend.providers import from_urls
@@ -139,6 +167,20 @@ class AsyncClient:
                     'an adapter needs HTTP/2 (APNs): pip install "anysend[push]"'
                 ) from None
         self._idempotency = AsyncIdempotencyCache(ttl=idempotency_ttl, clock=self._clock)
+        self._idempotency_ttl = idempotency_ttl
+        self._store = open_store(store)
+        self._policies = dict(policies or {})
+        for name, policy in self._policies.items():
+            if not isinstance(policy, Policy):
+                raise ConfigurationError(f"policies[{name!r}] must be an anysend.Policy")
+        self._quiet_hours = quiet_hours
+        self._default_zone = default_timezone
+        zone_of(default_timezone)
+        self._health_threshold = health_threshold
+        self._health_cooldown = health_cooldown
+        self._flows: AsyncFlowEngine | None = None
+        self._profiles: AsyncProfiles | None = None
+        self._webhooks: AsyncWebhooks | None = None
         self._closed = False
 
     @classmethod
@@ -163,6 +205,22 @@ class AsyncClient:
     def providers(self) -> dict[str, Provider]:
         """The configured providers by name (a repeated name gets ``-2``, ``-3`` ...)."""
         return dict(self._router.providers)
+
+    @property
+    def store(self) -> AsyncStore | None:
+        """The store, when the client has one."""
+        return self._store
+
+    def _need_store(self, feature: str) -> AsyncStore:
+        if self._store is None:
+            raise ConfigurationError(
+                f"{feature} needs a store: {type(self).__name__}(..., store='anysend.db') "
+                "(or ':memory:' for tests)"
+            )
+        return self._store
+
+    def _policy(self, category: str | None) -> Policy:
+        return self._policies.get(category or "", _DEFAULT_POLICY)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -189,6 +247,8 @@ class AsyncClient:
             closer = getattr(provider, "aclose", None)
             if callable(closer):
                 await closer()
+        if self._store is not None:
+            await self._store.aclose()
 
     def _http_client(self, http2: bool = False) -> httpx.AsyncClient:
         # A client built before os.fork() gets fresh pools in the child: sockets are not
@@ -210,7 +270,7 @@ class AsyncClient:
     async def send(
         self,
         message: Message,
-        to: Recipient | Mapping[str, Any],
+        to: Recipient | Mapping[str, Any] | str,
         *,
         via: Sequence[Channel | str] | Channel | str | None = None,
     ) -> SendResult:
@@ -218,7 +278,8 @@ class AsyncClient:
 
         Args:
             message: what to say.
-            to: who to say it to (a Recipient, or a dict of its fields).
+            to: who to say it to: a Recipient, a dict of its fields, or a profile id
+                (``"user-42"``; needs a store).
             via: the channel chain, in order (one channel may be given alone); default: every
                 channel that has a provider and an address, in ``Channel`` order.
 
@@ -229,19 +290,134 @@ class AsyncClient:
         Raises:
             InvalidRecipientError: an address in the chain is malformed (nothing was sent).
             TemplateError: the template is missing or broken, or data is missing.
-            ConfigurationError: the client is closed, or a template is used without templates.
+            ConfigurationError: the client is closed, or a template is used without templates,
+                or the recipient is a profile id and there is no store or no such profile.
         """
         if self._closed:
             raise ConfigurationError("the client is closed")
-        recipient = to if isinstance(to, Recipient) else Recipient.model_validate(to)
+        recipient = await self._resolve(to)
         message_id = uuid.uuid4().hex
-        if message.idempotency_key is None:
-            return await self._send(message_id, message, recipient, via)
+        key = message.idempotency_key
+        if key is None:
+            return await self._deliver(message_id, message, recipient, via)
+        store = self._store
+        if store is not None:
+            stored = await store.get_idempotent(key, now=self._clock.now())
+            if stored is not None:
+                return stored.model_copy(update={"idempotent_replay": True})
 
         async def first_send() -> SendResult:
-            return await self._send(message_id, message, recipient, via)
+            result = await self._deliver(message_id, message, recipient, via)
+            if store is not None:
+                expires = self._clock.now() + timedelta(seconds=self._idempotency_ttl)
+                await store.put_idempotent(key, result, expires_at=expires)
+            return result
 
-        return await self._idempotency.run(message.idempotency_key, first_send)
+        return await self._idempotency.run(key, first_send)
+
+    async def _resolve(self, to: Recipient | Mapping[str, Any] | str) -> Recipient:
+        """The recipient: as given, or the stored profile for an id."""
+        if isinstance(to, Recipient):
+            return to
+        if isinstance(to, str):
+            store = self._need_store("sending to a profile id")
+            profile = await store.get_profile(to)
+            if profile is None:
+                raise ConfigurationError(f"no profile with id {to!r}")
+            return profile
+        return Recipient.model_validate(to)
+
+    async def _deliver(
+        self,
+        message_id: str,
+        message: Message,
+        recipient: Recipient,
+        via: Sequence[Channel | str] | Channel | str | None,
+        *,
+        run_id: str | None = None,
+        step_id: str | None = None,
+        flow: str | None = None,
+        schedule: bool = True,
+    ) -> SendResult:
+        """Send and record: the store's guards (schedule, quiet hours, caps), then the send."""
+        store = self._store
+        if store is None:
+            if schedule and self._quiet_window(message, recipient) is not None:
+                raise ConfigurationError(
+                    "quiet hours hold messages for later, which needs a store: "
+                    f"{type(self).__name__}(..., store='anysend.db')"
+                )
+            return await self._send(message_id, message, recipient, via)
+        now = self._clock.now()
+        if schedule:
+            later = None
+            if message.send_at is not None and message.send_at > now:
+                later = message.send_at
+            else:
+                later = self._quiet_window(message, recipient)
+            if later is not None:
+                return await self._engine().schedule(message, recipient, via, later)
+        capped = await self._capped(message_id, message, recipient, via)
+        if capped is not None:
+            await store.save_result(
+                capped,
+                now=now,
+                recipient_id=recipient.id,
+                category=message.category,
+                run_id=run_id,
+                step_id=step_id,
+                flow=flow,
+            )
+            return await self._finish(capped)
+        result = await self._send(message_id, message, recipient, via)
+        await store.save_result(
+            result,
+            now=self._clock.now(),
+            recipient_id=recipient.id,
+            category=message.category,
+            run_id=run_id,
+            step_id=step_id,
+            flow=flow,
+        )
+        return result
+
+    def _quiet_window(self, message: Message, recipient: Recipient) -> datetime | None:
+        """The end of the recipient's quiet hours when now is inside them, else ``None``."""
+        quiet = recipient.quiet_hours or self._quiet_hours
+        if quiet is None or self._policy(message.category).transactional:
+            return None
+        zone = zone_of(recipient.timezone, self._default_zone)
+        return quiet.next_allowed(self._clock.now(), zone)
+
+    async def _capped(
+        self,
+        message_id: str,
+        message: Message,
+        recipient: Recipient,
+        via: Sequence[Channel | str] | Channel | str | None,
+    ) -> SendResult | None:
+        """A skipped result when the category's frequency cap is reached, else ``None``."""
+        policy = self._policy(message.category)
+        if policy.cap is None or policy.transactional or recipient.id is None:
+            return None
+        assert self._store is not None
+        assert message.category is not None
+        since = self._clock.now() - policy.cap.per
+        count = await self._store.count_sent(recipient.id, message.category, since)
+        if count < policy.cap.count:
+            return None
+        chain = self._router.chain(recipient, via)
+        channel = chain[0] if chain else Channel.EMAIL
+        detail = (
+            f"{count} {message.category} message(s) in the last {policy.cap.per}; "
+            f"the cap is {policy.cap.count}"
+        )
+        attempt = skip(channel, SkipReason.FREQUENCY_CAPPED, detail)
+        return SendResult(
+            message_id=message_id,
+            status=DeliveryStatus.REJECTED,
+            attempts=(attempt,),
+        )
 
     async def _send(
         self,
@@ -260,6 +436,7 @@ class AsyncClient:
             addresses = router.addresses(recipient, channel)
             plan.append((channel, addresses, router.content(message, channel, recipient)))
 
+        reroute = self._policy(message.category).reroute
         for channel, addresses, content in plan:
             skipped = self._skip_reason(message, recipient, channel, addresses, content)
             if skipped is not None:
@@ -268,12 +445,20 @@ class AsyncClient:
             assert content is not None
             if not addresses:  # an address-less provider (a configured webhook URL)
                 addresses = [Address("")]
-            sent, ambiguous = await self._send_channel(
+            tried = len(attempts)
+            sent, stop = await self._send_channel(
                 message_id, message, recipient, channel, addresses, content, started, attempts
             )
-            if sent is None and ambiguous:
-                # A provider may have accepted it: another channel could make a duplicate.
+            if sent is None and stop:
+                # A provider may have accepted it (another channel could make a duplicate),
+                # or the content itself was refused (another channel would not help).
                 break
+            if (
+                sent is None
+                and not reroute
+                and any(a.outcome is not AttemptOutcome.SKIPPED for a in attempts[tried:])
+            ):
+                break  # this category never moves to another channel once one was tried
             if sent is not None:
                 provider_name, address, receipt = sent
                 result = SendResult(
@@ -306,6 +491,15 @@ class AsyncClient:
             return skip(channel, SkipReason.NO_ADDRESS, f"the recipient has no {channel.value}")
         if not recipient.preferences.allows(channel, message.category):
             return skip(channel, SkipReason.OPTED_OUT, f"opted out of {channel.value}")
+        if self._policy(message.category).consent and (
+            recipient.preferences.categories.get(message.category or "", {}).get(channel)
+            is not True
+        ):
+            return skip(
+                channel,
+                SkipReason.NO_CONSENT,
+                f"{message.category} on {channel.value} needs the recipient's opt-in",
+            )
         if content is None:
             return skip(channel, SkipReason.NO_CONTENT, f"nothing to send on {channel.value}")
         return None
@@ -324,12 +518,21 @@ class AsyncClient:
         """Send on one channel: each address (push devices fan out), failing over providers.
 
         Returns the first (provider, address, receipt) that was accepted, or ``None``, and
-        whether some address ended in an ambiguous timeout (nothing else is tried for it).
+        whether to stop: some address ended in an ambiguous timeout (nothing else is tried
+        for it) or the content was refused (no other channel is tried either).
         """
         router = self._router
+        store = self._store
         first: tuple[str, str, Receipt] | None = None
         ambiguous = False
         for device, address in enumerate(addresses):
+            if store is not None and address.to:
+                blocked = await store.blocked(channel, address.to)
+                if blocked is not None:
+                    why, _, detail = blocked.partition(": ")
+                    reason = SkipReason(why)
+                    await self._record(attempts, skip(channel, reason, f"{address.to}: {detail}"))
+                    continue
             outbound = router.outbound(
                 message_id, message, recipient, channel, address, content, device
             )
@@ -344,7 +547,23 @@ class AsyncClient:
                 await self._record(
                     attempts, skip(channel, SkipReason.NO_PROVIDER, f"no provider serves {kind}")
                 )
+            benched: set[str] = set()
+            if store is not None and providers:
+                benched = await store.unhealthy([p.name for p in providers], now=self._clock.now())
+                if len(benched) == len(providers):
+                    benched = set()  # every one is benched: probe them rather than give up
             for provider in providers:
+                if provider.name in benched:
+                    await self._record(
+                        attempts,
+                        skip(
+                            channel,
+                            SkipReason.PROVIDER_BENCHED,
+                            f"{provider.name} failed repeatedly; resting",
+                            provider=provider.name,
+                        ),
+                    )
+                    continue
                 prepared = router.options_for(outbound, message, provider)
                 try:
                     provider.check_supported(prepared)
@@ -372,12 +591,35 @@ class AsyncClient:
                         ambiguous = True
                         break  # never re-sent elsewhere: it may already be on its way
                     if exc.category.scope == "provider":
+                        await self._health(provider, ok=False)
                         continue  # fail over to the next provider of this channel
+                    if exc.contact_invalid and store is not None and address.to:
+                        await store.mark_invalid(
+                            channel, address.to, exc.category.value, now=self._clock.now()
+                        )
+                    if (
+                        exc.category.scope == "content"
+                        and exc.reason is not Reason.OUTSIDE_MESSAGING_WINDOW
+                    ):
+                        # The content is at fault: fail fast everywhere. (A closed WhatsApp
+                        # window is about this channel now, not the content: move on.)
+                        ambiguous = True
                     break  # the recipient or content: another provider would not help
+                await self._health(provider, ok=True)
                 if first is None:
                     first = (provider.name, outbound.to, receipt)
                 break
         return first, ambiguous
+
+    async def _health(self, provider: Provider, *, ok: bool) -> None:
+        if self._store is not None:
+            await self._store.record_health(
+                provider.name,
+                ok,
+                now=self._clock.now(),
+                threshold=self._health_threshold,
+                cooldown=self._health_cooldown,
+            )
 
     async def _try_provider(
         self,
@@ -514,6 +756,139 @@ class AsyncClient:
                 category=ErrorCategory.AMBIGUOUS_TIMEOUT,
                 provider=provider.name,
             ) from exc
+
+    # -- flows, profiles, the customer view ----------------------------------------------------
+
+    def _engine(self) -> AsyncFlowEngine:
+        if self._flows is None:
+            from anysend._async._flows import AsyncFlowEngine
+
+            self._flows = AsyncFlowEngine(self, self._need_store("flows and scheduling"))
+        return self._flows
+
+    async def start(
+        self,
+        flow: Flow,
+        *,
+        to: Recipient | Mapping[str, Any] | str,
+        data: Mapping[str, Any] | None = None,
+        key: str | None = None,
+    ) -> str:
+        """Start a flow for one recipient; its steps run from :meth:`run_due` (or a worker).
+
+        Args:
+            flow: the plan.
+            to: the recipient, or a profile id (resolved again whenever a step fires, so a
+                contact point marked invalid meanwhile is not used).
+            data: the template data of every step.
+            key: your name for this run (``"cart:123"``): :meth:`cancel` takes it, and
+                starting the same key again while it runs returns the running one.
+
+        Returns:
+            The run's id.
+
+        Raises:
+            ConfigurationError: the client has no store.
+        """
+        return await self._engine().start(flow, to=to, data=dict(data or {}), key=key)
+
+    async def cancel(self, key: str) -> int:
+        """Cancel what is still pending in the runs started with ``key``.
+
+        Returns how many runs were canceled (scheduled single messages count too).
+        """
+        return await self._engine().cancel(key)
+
+    async def record_event(
+        self,
+        recipient: Recipient | str,
+        name: str,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Record a business event (``"purchase"``) for a recipient (or profile id).
+
+        Runs whose flow lists ``name`` in ``cancel_on`` are canceled at once; steps with
+        ``until=name`` are skipped when they fire. Returns how many runs were canceled.
+        """
+        return await self._engine().record_event(recipient, name, dict(data or {}))
+
+    async def run_due(self, *, limit: int = 100) -> int:
+        """Run the flow steps and scheduled messages that are due; returns how many ran.
+
+        Safe to call from several processes at once: each step is claimed atomically.
+        """
+        return await self._engine().run_due(limit=limit)
+
+    async def work(
+        self,
+        *,
+        poll: float = 1.0,
+        once: bool = False,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Run due steps in a loop (what ``anysend worker`` does); returns how many ran.
+
+        Args:
+            poll: the longest wait between two looks at the store, in seconds.
+            once: return as soon as nothing is due.
+            should_stop: called between steps; return ``True`` to stop.
+        """
+        return await self._engine().work(poll=poll, once=once, should_stop=should_stop)
+
+    @property
+    def profiles(self) -> AsyncProfiles:
+        """Recipients kept in the store by id (see :class:`~anysend.AsyncProfiles`)."""
+        if self._profiles is None:
+            from anysend._async._profiles import AsyncProfiles
+
+            self._profiles = AsyncProfiles(self, self._need_store("profiles"))
+        return self._profiles
+
+    @property
+    def webhooks(self) -> AsyncWebhooks:
+        """The callback receiver: verify, parse, store (see :class:`~anysend.AsyncWebhooks`)."""
+        if self._webhooks is None:
+            from anysend._async._webhooks import AsyncWebhooks
+
+            self._webhooks = AsyncWebhooks(self, self._need_store("webhooks handling"))
+        return self._webhooks
+
+    async def history(self, recipient_id: str) -> list[HistoryEntry]:
+        """One person's timeline across channels: messages, statuses, events, inbound."""
+        return await self._need_store("history").history(recipient_id)
+
+    async def forget(self, recipient_id: str) -> dict[str, int]:
+        """Erase a person's data (GDPR): profile, messages, events, inbound, runs.
+
+        Suppressions (opt-outs) stay, keyed by a hash of the address only, so that the
+        person is not messaged again. Returns how many records of each kind were erased.
+        """
+        return await self._need_store("forget").forget(recipient_id)
+
+    async def report(
+        self,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        by: str = "channel",
+    ) -> Report:
+        """Counts and rates per ``channel``, ``provider``, ``category`` or ``flow``.
+
+        Args:
+            since: the start of the period (messages created from then on).
+            until: the end of the period (now by default).
+            by: what the rows group by.
+        """
+        until = until or self._clock.now() + timedelta(microseconds=1)
+        return await self._need_store("reports").report(since=since, until=until, by=by)
+
+    async def prune(self, older_than: timedelta) -> int:
+        """Delete messages, events and inbound messages older than ``older_than``.
+
+        A retention setting: ``anysend worker --retention-days`` runs it daily.
+        """
+        store = self._need_store("pruning")
+        return await store.prune(self._clock.now() - older_than)
 
     # -- callbacks ------------------------------------------------------------------------------
 

@@ -1,0 +1,1653 @@
+"""The store: messages, attempts, statuses, flow steps, profiles, inbound messages.
+
+``AsyncStore`` is the interface the clients use; ``AsyncSQLiteStore`` the embedded default
+(a file, or ``":memory:"``). This file is the source of truth: ``anysend/_sync/_store.py``
+(``Store`` and ``SQLiteStore``) is generated from it by ``scripts/unasync.py``.
+
+SQLite calls are short and made directly (an embedded database has no network round trip);
+a file store is opened in WAL mode with a busy timeout, so that several processes (a web app
+and its workers) share it. Every change that must be atomic runs in one ``BEGIN IMMEDIATE``
+transaction: claiming due steps, ingesting an event, recording a send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from anysend._events import DeliveryEvent, InboundMessage
+from anysend._exceptions import ConfigurationError
+from anysend._models import Channel, Recipient
+from anysend._records import (
+    HistoryEntry,
+    IngestOutcome,
+    Report,
+    ReportRow,
+    StepState,
+    StoredMessage,
+    StoredStep,
+)
+from anysend._results import Attempt, AttemptOutcome, SendResult
+from anysend._status import DeliveryStatus, EventType
+
+__all__ = ["AsyncSQLiteStore", "AsyncStore"]
+
+SCHEMA_VERSION = 1
+
+_FAILED = ("rejected", "undeliverable", "failed", "expired")
+_DELIVERED = ("delivered", "read")
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, timezone.utc)
+
+
+def address_hash(channel: Channel | str, address: str) -> str:
+    """A stable hash of a channel and address (suppressions outlive ``forget``)."""
+    value = f"{Channel(channel).value}:{address.strip().lower()}"
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class AsyncStore(ABC):
+    """Where a client keeps what must outlive one call (or one process).
+
+    Implement it to keep anysend's records in another database; the contract tests in
+    ``tests/test_store.py`` show what every method must do. Times are aware UTC datetimes.
+    """
+
+    # -- messages -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def begin_message(
+        self,
+        message_id: str,
+        *,
+        now: datetime,
+        recipient_id: str | None,
+        category: str | None,
+        run_id: str | None = None,
+        step_id: str | None = None,
+        flow: str | None = None,
+    ) -> None:
+        """Record a message about to be sent (status ``pending``).
+
+        After a crash it shows that a provider may have taken the message.
+        """
+
+    @abstractmethod
+    async def save_result(
+        self,
+        result: SendResult,
+        *,
+        now: datetime,
+        recipient_id: str | None,
+        category: str | None,
+        run_id: str | None = None,
+        step_id: str | None = None,
+        flow: str | None = None,
+    ) -> DeliveryStatus:
+        """Record a send's outcome and attempts; returns the message's status afterwards.
+
+        Events that arrived for its provider ids before it was recorded are applied now.
+        """
+
+    @abstractmethod
+    async def get_message(self, message_id: str) -> StoredMessage | None:
+        """One message with its attempts, or ``None``."""
+
+    @abstractmethod
+    async def ingest(self, event: DeliveryEvent, *, now: datetime) -> IngestOutcome:
+        """Store a delivery event once; move its message's status forward only."""
+
+    @abstractmethod
+    async def save_inbound(
+        self, message: InboundMessage, *, now: datetime, recipient_id: str | None
+    ) -> bool:
+        """Store an inbound message once; ``False`` if it was stored before."""
+
+    @abstractmethod
+    async def count_sent(self, recipient_id: str, category: str, since: datetime) -> int:
+        """How many messages of ``category`` were sent to the recipient after ``since``.
+
+        A message created exactly at ``since`` is outside the window (``since`` is
+        ``now - per`` of a frequency cap).
+        """
+
+    # -- idempotency ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_idempotent(self, key: str, *, now: datetime) -> SendResult | None:
+        """The result stored for an idempotency key that has not expired."""
+
+    @abstractmethod
+    async def put_idempotent(self, key: str, result: SendResult, *, expires_at: datetime) -> None:
+        """Remember a result for an idempotency key."""
+
+    # -- profiles, contacts, suppressions ------------------------------------------------------
+
+    @abstractmethod
+    async def put_profile(self, recipient: Recipient, *, now: datetime) -> None:
+        """Insert or replace a profile (``recipient.id`` is required)."""
+
+    @abstractmethod
+    async def get_profile(self, recipient_id: str) -> Recipient | None:
+        """A profile with its invalid contact points left out, or ``None``."""
+
+    @abstractmethod
+    async def find_profile(self, channel: Channel, address: str) -> str | None:
+        """The id of the profile that owns an address on a channel."""
+
+    @abstractmethod
+    async def mark_invalid(
+        self, channel: Channel, address: str, reason: str, *, now: datetime
+    ) -> None:
+        """Mark a contact point dead: it is no longer used."""
+
+    @abstractmethod
+    async def suppress(self, channel: Channel, address: str, reason: str, *, now: datetime) -> None:
+        """Add an address to the suppression list (STOP, unsubscribe, complaint)."""
+
+    @abstractmethod
+    async def unsuppress(self, channel: Channel, address: str) -> bool:
+        """Remove an address from the suppression list; ``False`` if it was not on it."""
+
+    @abstractmethod
+    async def blocked(self, channel: Channel, address: str) -> str | None:
+        """Why an address must not be used, or ``None``.
+
+        The answer is ``"suppressed: <reason>"`` or ``"contact_invalid: <reason>"``.
+        """
+
+    # -- business events ------------------------------------------------------------------------
+
+    @abstractmethod
+    async def record_business_event(
+        self, recipient_id: str, name: str, data: dict[str, Any], *, now: datetime
+    ) -> None:
+        """Record something the person did (``"purchase"``)."""
+
+    @abstractmethod
+    async def has_business_event(
+        self, recipient_id: str, names: Sequence[str], since: datetime
+    ) -> bool:
+        """Whether one of ``names`` was recorded for the person since ``since``."""
+
+    # -- flows ------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_run(
+        self,
+        *,
+        run_id: str,
+        key: str | None,
+        flow: str,
+        plan: dict[str, Any],
+        recipient_id: str | None,
+        now: datetime,
+        steps: Sequence[tuple[StepState, datetime | None]],
+    ) -> tuple[str, bool]:
+        """Create a run and its steps; returns its id and ``True``.
+
+        With a ``key`` already active, returns that run's id and ``False`` instead.
+        """
+
+    @abstractmethod
+    async def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """A run as a dict, or ``None``.
+
+        Keys: ``id``, ``key``, ``flow``, ``plan``, ``recipient_id``, ``state``,
+        ``created_at``, ``detail``.
+        """
+
+    @abstractmethod
+    async def run_steps(self, run_id: str) -> list[StoredStep]:
+        """The steps of a run, in order."""
+
+    @abstractmethod
+    async def cancel_runs(
+        self,
+        *,
+        now: datetime,
+        key: str | None = None,
+        recipient_id: str | None = None,
+        event: str | None = None,
+        run_id: str | None = None,
+        reason: str,
+    ) -> int:
+        """Cancel active runs; returns how many.
+
+        Runs are picked by key, by id, or as a recipient's runs whose flow cancels on
+        ``event``; their waiting and pending steps become ``canceled``.
+        """
+
+    @abstractmethod
+    async def release_claims(self, worker: str) -> int:
+        """Make the steps a worker holds due again (a restarted worker with the same id)."""
+
+    @abstractmethod
+    async def claim_due(
+        self, *, now: datetime, worker: str, lease: timedelta, limit: int
+    ) -> list[StoredStep]:
+        """Atomically claim up to ``limit`` due steps.
+
+        Steps whose worker's lease ran out are due again. No two workers ever claim the
+        same step at once.
+        """
+
+    @abstractmethod
+    async def update_step(
+        self,
+        step_id: str,
+        state: StepState,
+        *,
+        now: datetime,
+        due_at: datetime | None = None,
+        message_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Move a step to ``state`` (and set its due time, message or detail)."""
+
+    @abstractmethod
+    async def steps_after(self, message_id: str) -> list[StoredStep]:
+        """The open steps of the run that sent ``message_id``, after that step."""
+
+    @abstractmethod
+    async def add_digest_item(
+        self,
+        *,
+        run_id: str,
+        digest_key: str,
+        recipient_id: str,
+        due_at: datetime,
+        item: dict[str, Any],
+        now: datetime,
+    ) -> str:
+        """Add an item to the recipient's open digest for ``digest_key``.
+
+        When none is open, a digest step due at ``due_at`` is created in run ``run_id``.
+        Returns the digest step's id.
+        """
+
+    @abstractmethod
+    async def next_due(self) -> datetime | None:
+        """When the next pending step is due (``None`` when none is)."""
+
+    # -- provider health --------------------------------------------------------------------------
+
+    @abstractmethod
+    async def unhealthy(self, names: Sequence[str], *, now: datetime) -> set[str]:
+        """The providers among ``names`` that are benched at ``now``."""
+
+    @abstractmethod
+    async def record_health(
+        self, name: str, ok: bool, *, now: datetime, threshold: int, cooldown: timedelta
+    ) -> None:
+        """Count a provider-level failure, or reset the count on success.
+
+        ``threshold`` failures in a row bench the provider for ``cooldown``; then it is
+        probed again.
+        """
+
+    # -- the customer view ------------------------------------------------------------------------
+
+    @abstractmethod
+    async def history(self, recipient_id: str) -> list[HistoryEntry]:
+        """One timeline across channels, oldest first."""
+
+    @abstractmethod
+    async def report(self, *, since: datetime, until: datetime, by: str) -> Report:
+        """Counts per ``channel``, ``provider``, ``category`` or ``flow``."""
+
+    @abstractmethod
+    async def forget(self, recipient_id: str) -> dict[str, int]:
+        """Erase a person's data; returns how many records of each kind went."""
+
+    @abstractmethod
+    async def prune(self, before: datetime) -> int:
+        """Delete messages, events and inbound messages older than ``before``."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional for stores without resources
+        """Close the store's connections."""
+
+
+_MIGRATIONS: list[str] = [
+    # version 1
+    """
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        recipient_id TEXT,
+        category TEXT,
+        channel TEXT,
+        provider TEXT,
+        address TEXT,
+        status TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        accepted INTEGER NOT NULL DEFAULT 0,
+        opened_at REAL,
+        clicked_at REAL,
+        delivered_at REAL,
+        read_at REAL,
+        flow TEXT,
+        run_id TEXT,
+        step_id TEXT,
+        attempts TEXT NOT NULL DEFAULT '[]',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX messages_recipient ON messages (recipient_id, created_at);
+    CREATE INDEX messages_created ON messages (created_at);
+    CREATE TABLE provider_refs (
+        provider TEXT NOT NULL,
+        provider_message_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        PRIMARY KEY (provider, provider_message_id)
+    );
+    CREATE INDEX provider_refs_message ON provider_refs (message_id);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        dedup TEXT NOT NULL UNIQUE,
+        message_id TEXT,
+        provider TEXT NOT NULL,
+        provider_message_id TEXT,
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        raw_status TEXT,
+        reason TEXT,
+        recipient TEXT,
+        occurred_at REAL,
+        received_at REAL NOT NULL,
+        raw TEXT
+    );
+    CREATE INDEX events_message ON events (message_id);
+    CREATE INDEX events_unmatched ON events (provider, provider_message_id)
+        WHERE message_id IS NULL;
+    CREATE TABLE inbound (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        dedup TEXT NOT NULL UNIQUE,
+        recipient_id TEXT,
+        provider TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        text TEXT,
+        subject TEXT,
+        provider_message_id TEXT,
+        received_at REAL NOT NULL,
+        raw TEXT
+    );
+    CREATE INDEX inbound_recipient ON inbound (recipient_id);
+    CREATE TABLE profiles (
+        id TEXT PRIMARY KEY,
+        data TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE contacts (
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        recipient_id TEXT,
+        invalid_reason TEXT,
+        invalid_at REAL,
+        PRIMARY KEY (channel, address)
+    );
+    CREATE INDEX contacts_recipient ON contacts (recipient_id);
+    CREATE TABLE suppressions (
+        channel TEXT NOT NULL,
+        address_hash TEXT NOT NULL,
+        address TEXT,
+        reason TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (channel, address_hash)
+    );
+    CREATE TABLE business_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        data TEXT NOT NULL,
+        occurred_at REAL NOT NULL
+    );
+    CREATE INDEX business_events_recipient ON business_events (recipient_id, name);
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        key TEXT,
+        flow TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        recipient_id TEXT,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        ended_at REAL,
+        detail TEXT
+    );
+    CREATE UNIQUE INDEX runs_active_key ON runs (key) WHERE state = 'active' AND key IS NOT NULL;
+    CREATE INDEX runs_recipient ON runs (recipient_id, state);
+    CREATE TABLE steps (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        due_at REAL,
+        worker TEXT,
+        lease_until REAL,
+        claims INTEGER NOT NULL DEFAULT 0,
+        message_id TEXT,
+        detail TEXT,
+        digest_key TEXT,
+        recipient_id TEXT,
+        items TEXT,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX steps_due ON steps (state, due_at);
+    CREATE INDEX steps_run ON steps (run_id, idx);
+    CREATE INDEX steps_message ON steps (message_id);
+    CREATE TABLE idempotency (
+        key TEXT PRIMARY KEY,
+        result TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE provider_health (
+        provider TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        benched_until REAL,
+        updated_at REAL NOT NULL
+    );
+    """,
+]
+
+
+def _contact_points(recipient: Recipient) -> list[tuple[str, str]]:
+    points: list[tuple[str, str]] = []
+    if recipient.email:
+        points.append((Channel.EMAIL.value, recipient.email.lower()))
+    if recipient.phone:
+        points.append((Channel.SMS.value, recipient.phone))
+        points.append((Channel.WHATSAPP.value, recipient.phone))
+    for target in recipient.push:
+        points.append((Channel.PUSH.value, target.token))
+    for channel, chat_id in recipient.chat_ids.items():
+        points.append((Channel(channel).value, chat_id))
+    if recipient.webhook_url:
+        points.append((Channel.WEBHOOK.value, recipient.webhook_url))
+    return points
+
+
+def _normal_address(channel: Channel, address: str) -> str:
+    return address.lower() if channel is Channel.EMAIL else address
+
+
+def _event_dedup(event: DeliveryEvent) -> str:
+    if event.event_id:
+        return f"{event.provider}:{event.event_id}:{event.status or event.event}"
+    parts = [
+        event.provider,
+        event.provider_message_id or "",
+        str(event.status or event.event),
+        event.raw_status or "",
+        event.occurred_at.isoformat() if event.occurred_at else "",
+        event.recipient or "",
+        json.dumps(event.raw, sort_keys=True, default=str),
+    ]
+    return "h:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _inbound_dedup(message: InboundMessage) -> str:
+    if message.provider_message_id:
+        return f"{message.provider}:{message.provider_message_id}"
+    parts = [
+        message.provider,
+        message.sender,
+        message.text or "",
+        message.received_at.isoformat() if message.received_at else "",
+        json.dumps(message.raw, sort_keys=True, default=str),
+    ]
+    return "h:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+class AsyncSQLiteStore(AsyncStore):
+    """The embedded store: one SQLite file (or memory), created and migrated on first use.
+
+    Args:
+        path: a file path, ``"sqlite:///path.db"``, or ``":memory:"`` (the default; gone when
+            the process ends).
+        busy_timeout: seconds to wait for another process's write lock.
+
+    Several processes may share one file (WAL mode): a web app ingesting callbacks and
+    workers running due steps. The schema is versioned; a newer file than this release
+    knows is refused rather than damaged.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, busy_timeout: float = 30.0):
+        text = os.fspath(path)
+        if text.startswith("sqlite://"):
+            # SQLAlchemy's form: sqlite:///relative.db, sqlite:////absolute.db, sqlite://
+            text = text[len("sqlite://") :]
+            text = text[1:] if text.startswith("/") else text
+            text = text or ":memory:"
+        self.path = text
+        self._busy_timeout = busy_timeout
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+    # -- connection and migrations ------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is not None and self._pid == os.getpid():
+            return self._db
+        # A store made before os.fork() opens its own connection in the child.
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        db.row_factory = sqlite3.Row
+        try:
+            if self.path != ":memory:":
+                self._use_wal(db)
+                db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+        self._pid = os.getpid()
+        return db
+
+    def _use_wal(self, db: sqlite3.Connection) -> None:
+        """Switch the file to WAL mode (once per file; it stays so).
+
+        The switch needs the file to itself and SQLite does not wait for it (no busy
+        handler): when several processes open a new file at once, it is retried here.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.01)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS anysend_meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = db.execute("SELECT value FROM anysend_meta WHERE key = 'schema'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > len(_MIGRATIONS):
+                raise ConfigurationError(
+                    f"the store's schema is version {version}; this anysend knows up to "
+                    f"{len(_MIGRATIONS)}: upgrade anysend"
+                )
+            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(
+                    "INSERT OR REPLACE INTO anysend_meta (key, value) VALUES ('schema', ?)",
+                    (str(number),),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open store."""
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM anysend_meta WHERE key = 'schema'").fetchone()
+            return int(row[0])
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    async def aclose(self) -> None:
+        """Close the connection (the next call opens it again)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # -- messages -------------------------------------------------------------------------------
+
+    async def begin_message(
+        self,
+        message_id: str,
+        *,
+        now: datetime,
+        recipient_id: str | None,
+        category: str | None,
+        run_id: str | None = None,
+        step_id: str | None = None,
+        flow: str | None = None,
+    ) -> None:
+        """Record a message about to be sent (status ``pending``)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO messages (id, recipient_id, category, status, outcome,"
+                " flow, run_id, step_id, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'pending', 'pending', ?, ?, ?, ?, ?)",
+                (message_id, recipient_id, category, flow, run_id, step_id, _ts(now), _ts(now)),
+            )
+
+    async def save_result(
+        self,
+        result: SendResult,
+        *,
+        now: datetime,
+        recipient_id: str | None,
+        category: str | None,
+        run_id: str | None = None,
+        step_id: str | None = None,
+        flow: str | None = None,
+    ) -> DeliveryStatus:
+        """Record a send's outcome and apply events that were waiting for it."""
+        sent = [a for a in result.attempts if a.outcome is AttemptOutcome.SENT]
+        if result.ok and (sent or result.status is not DeliveryStatus.SCHEDULED):
+            outcome = "sent"  # a provider-side schedule too: the provider took it
+        elif result.status is DeliveryStatus.UNKNOWN:
+            outcome = "unknown"
+        elif result.status is DeliveryStatus.SCHEDULED:
+            outcome = "scheduled"
+        elif result.attempts and all(a.outcome is AttemptOutcome.SKIPPED for a in result.attempts):
+            outcome = "skipped"
+        else:
+            outcome = "failed"
+        reason = None
+        if outcome in ("failed", "unknown") and result.error is not None:
+            reason = (result.error.reason.value if result.error.reason else None) or (
+                result.error.category.value
+            )
+        elif outcome == "skipped":
+            reason = next(
+                (a.skip_reason.value for a in reversed(result.attempts) if a.skip_reason), None
+            )
+        attempts = json.dumps([a.model_dump(mode="json") for a in result.attempts])
+        with self._tx() as db:
+            existing = db.execute(
+                "SELECT created_at, recipient_id FROM messages WHERE id = ?",
+                (result.message_id,),
+            ).fetchone()
+            created = existing["created_at"] if existing else _ts(now)
+            db.execute(
+                "INSERT OR REPLACE INTO messages (id, recipient_id, category, channel, provider,"
+                " address, status, outcome, reason, accepted, flow, run_id, step_id, attempts,"
+                " created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    result.message_id,
+                    recipient_id,
+                    category,
+                    result.channel.value if result.channel else None,
+                    result.provider,
+                    result.address,
+                    result.status.value,
+                    outcome,
+                    reason,
+                    1 if result.ok and sent else 0,  # a provider took it (maybe to send later)
+                    flow,
+                    run_id,
+                    step_id,
+                    attempts,
+                    created,
+                    _ts(now),
+                ),
+            )
+            for attempt in sent:
+                if attempt.receipt and attempt.receipt.provider_message_id and attempt.provider:
+                    db.execute(
+                        "INSERT OR REPLACE INTO provider_refs VALUES (?, ?, ?)",
+                        (
+                            attempt.provider,
+                            attempt.receipt.provider_message_id,
+                            result.message_id,
+                        ),
+                    )
+                    db.execute(
+                        "UPDATE events SET message_id = ? WHERE message_id IS NULL"
+                        " AND provider = ? AND provider_message_id = ?",
+                        (
+                            result.message_id,
+                            attempt.provider,
+                            attempt.receipt.provider_message_id,
+                        ),
+                    )
+            # Events that came before the send was recorded (a fast callback): apply them now.
+            status = result.status
+            for row in db.execute(
+                "SELECT * FROM events WHERE message_id = ? ORDER BY seq", (result.message_id,)
+            ).fetchall():
+                status, _, _ = self._apply(db, result.message_id, status, row)
+            return status
+
+    @staticmethod
+    def _apply(
+        db: sqlite3.Connection, message_id: str, status: DeliveryStatus, row: sqlite3.Row
+    ) -> tuple[DeliveryStatus, bool, bool]:
+        """Apply one stored event to its message; (status, status changed, first event)."""
+        at = row["occurred_at"] if row["occurred_at"] is not None else row["received_at"]
+        if row["kind"] == "status":
+            new = DeliveryStatus(row["value"])
+            changed = status.can_move_to(new)
+            stamps = []
+            if new in (DeliveryStatus.DELIVERED, DeliveryStatus.READ):
+                stamps.append("delivered_at")
+            if new is DeliveryStatus.READ:
+                stamps.append("read_at")
+            for column in stamps:  # also when an earlier "read" already moved the status
+                # The earliest report wins: a late "delivered" is older than the "read".
+                db.execute(
+                    f"UPDATE messages SET {column} = ? WHERE id = ?"  # noqa: S608
+                    f" AND ({column} IS NULL OR {column} > ?)",
+                    (at, message_id, at),
+                )
+            if changed:
+                fields = "status = ?, updated_at = ?"
+                params: list[Any] = [new.value, row["received_at"]]
+                if new.value in _FAILED:
+                    fields += ", outcome = 'failed', reason = ?"
+                    params.append(row["reason"] or row["raw_status"])
+                db.execute(
+                    f"UPDATE messages SET {fields} WHERE id = ?",  # noqa: S608
+                    (*params, message_id),
+                )
+                return new, True, False
+            return status, False, False
+        stamp = {"opened": "opened_at", "clicked": "clicked_at"}.get(row["value"])
+        if stamp is None:
+            return status, False, False
+        cursor = db.execute(
+            f"UPDATE messages SET {stamp} = ? WHERE id = ? AND {stamp} IS NULL",  # noqa: S608
+            (at, message_id),
+        )
+        return status, False, cursor.rowcount > 0
+
+    async def get_message(self, message_id: str) -> StoredMessage | None:
+        """One message with its attempts, or ``None``."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                return None
+            refs = db.execute(
+                "SELECT provider_message_id FROM provider_refs WHERE message_id = ?",
+                (message_id,),
+            ).fetchall()
+            return self._message(row, tuple(r[0] for r in refs))
+
+    @staticmethod
+    def _message(row: sqlite3.Row, refs: tuple[str, ...]) -> StoredMessage:
+        return StoredMessage(
+            id=row["id"],
+            recipient_id=row["recipient_id"],
+            category=row["category"],
+            channel=row["channel"],
+            provider=row["provider"],
+            address=row["address"],
+            provider_message_ids=refs,
+            status=row["status"],
+            reason=row["reason"],
+            opened_at=_dt(row["opened_at"]),
+            clicked_at=_dt(row["clicked_at"]),
+            delivered_at=_dt(row["delivered_at"]),
+            read_at=_dt(row["read_at"]),
+            flow=row["flow"],
+            run_id=row["run_id"],
+            created_at=_dt(row["created_at"]),
+            updated_at=_dt(row["updated_at"]),
+            attempts=tuple(Attempt.model_validate(a) for a in json.loads(row["attempts"])),
+        )
+
+    async def ingest(self, event: DeliveryEvent, *, now: datetime) -> IngestOutcome:
+        """Store a delivery event once; move its message's status forward only."""
+        kind, value = (
+            ("status", event.status.value) if event.status else ("event", str(event.event.value))  # type: ignore[union-attr]
+        )
+        with self._tx() as db:
+            message_id = event.message_id
+            if event.provider_message_id:
+                ref = db.execute(
+                    "SELECT message_id FROM provider_refs WHERE provider = ?"
+                    " AND provider_message_id = ?",
+                    (event.provider, event.provider_message_id),
+                ).fetchone()
+                if ref is not None:
+                    message_id = ref[0]
+            if message_id is not None:
+                known = db.execute(
+                    "SELECT status FROM messages WHERE id = ?", (message_id,)
+                ).fetchone()
+                if known is None:
+                    message_id = None
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO events (dedup, message_id, provider, provider_message_id,"
+                " kind, value, raw_status, reason, recipient, occurred_at, received_at, raw)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _event_dedup(event),
+                    message_id,
+                    event.provider,
+                    event.provider_message_id,
+                    kind,
+                    value,
+                    event.raw_status,
+                    event.reason.value if event.reason else None,
+                    event.recipient,
+                    _ts(event.occurred_at),
+                    _ts(now),
+                    json.dumps(event.raw, default=str),
+                ),
+            )
+            if cursor.rowcount == 0:
+                return IngestOutcome(new=False, message_id=message_id)
+            if message_id is None:
+                return IngestOutcome(new=True)
+            status = DeliveryStatus(
+                db.execute("SELECT status FROM messages WHERE id = ?", (message_id,)).fetchone()[0]
+            )
+            row = db.execute("SELECT * FROM events WHERE seq = ?", (cursor.lastrowid,)).fetchone()
+            new_status, changed, first = self._apply(db, message_id, status, row)
+            return IngestOutcome(
+                new=True,
+                message_id=message_id,
+                status=new_status,
+                changed=changed,
+                first_event=first,
+            )
+
+    async def save_inbound(
+        self, message: InboundMessage, *, now: datetime, recipient_id: str | None
+    ) -> bool:
+        """Store an inbound message once; ``False`` if it was stored before."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO inbound (dedup, recipient_id, provider, channel, sender,"
+                " text, subject, provider_message_id, received_at, raw)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _inbound_dedup(message),
+                    recipient_id,
+                    message.provider,
+                    message.channel.value,
+                    message.sender,
+                    message.text,
+                    message.subject,
+                    message.provider_message_id,
+                    _ts(message.received_at or now),
+                    json.dumps(message.raw, default=str),
+                ),
+            )
+            return cursor.rowcount > 0
+
+    async def count_sent(self, recipient_id: str, category: str, since: datetime) -> int:
+        """Messages of ``category`` sent (or accepted) to the recipient after ``since``."""
+        with self._tx() as db:
+            # The window is (since, now]: a message exactly one window old no longer counts.
+            row = db.execute(
+                "SELECT COUNT(*) FROM messages WHERE recipient_id = ? AND category = ?"
+                " AND created_at > ? AND (accepted = 1 OR outcome IN ('pending', 'unknown'))",
+                (recipient_id, category, _ts(since)),
+            ).fetchone()
+            return int(row[0])
+
+    # -- idempotency ----------------------------------------------------------------------------
+
+    async def get_idempotent(self, key: str, *, now: datetime) -> SendResult | None:
+        """The result stored for an idempotency key that has not expired."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT result FROM idempotency WHERE key = ? AND expires_at > ?",
+                (key, _ts(now)),
+            ).fetchone()
+            return None if row is None else SendResult.model_validate_json(row[0])
+
+    async def put_idempotent(self, key: str, result: SendResult, *, expires_at: datetime) -> None:
+        """Remember a result for an idempotency key."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?)",
+                (key, result.model_dump_json(), _ts(expires_at)),
+            )
+
+    # -- profiles, contacts, suppressions ------------------------------------------------------
+
+    async def put_profile(self, recipient: Recipient, *, now: datetime) -> None:
+        """Insert or replace a profile; its contact points are indexed for inbound linking."""
+        if not recipient.id:
+            raise ConfigurationError("a profile needs an id")
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)",
+                (recipient.id, recipient.model_dump_json(), _ts(now)),
+            )
+            points = _contact_points(recipient)
+            # Dead contact points stay linked to their owner (forget() must find them) even
+            # when the profile no longer lists them.
+            db.execute(
+                "UPDATE contacts SET recipient_id = NULL WHERE recipient_id = ?"
+                " AND invalid_at IS NULL",
+                (recipient.id,),
+            )
+            for channel, address in points:
+                db.execute(
+                    "INSERT INTO contacts (channel, address, recipient_id) VALUES (?, ?, ?)"
+                    " ON CONFLICT (channel, address)"
+                    " DO UPDATE SET recipient_id = excluded.recipient_id",
+                    (channel, address, recipient.id),
+                )
+            db.execute("DELETE FROM contacts WHERE recipient_id IS NULL AND invalid_at IS NULL")
+
+    async def get_profile(self, recipient_id: str) -> Recipient | None:
+        """A profile with its invalid contact points left out, or ``None``."""
+        with self._tx() as db:
+            row = db.execute("SELECT data FROM profiles WHERE id = ?", (recipient_id,)).fetchone()
+            if row is None:
+                return None
+            invalid = {
+                (r[0], r[1])
+                for r in db.execute(
+                    "SELECT channel, address FROM contacts WHERE invalid_at IS NOT NULL"
+                    " AND recipient_id = ?",
+                    (recipient_id,),
+                )
+            }
+        recipient = Recipient.model_validate_json(row[0])
+        if not invalid:
+            return recipient
+        update: dict[str, Any] = {}
+        if recipient.email and ("email", recipient.email.lower()) in invalid:
+            update["email"] = None
+        if recipient.phone and ("sms", recipient.phone) in invalid:
+            update["phone"] = None
+        push = tuple(t for t in recipient.push if ("push", t.token) not in invalid)
+        if push != recipient.push:
+            update["push"] = push
+        chat_ids = {
+            c: v for c, v in recipient.chat_ids.items() if (Channel(c).value, v) not in invalid
+        }
+        if chat_ids != recipient.chat_ids:
+            update["chat_ids"] = chat_ids
+        if recipient.webhook_url and ("webhook", recipient.webhook_url) in invalid:
+            update["webhook_url"] = None
+        return recipient.model_copy(update=update)
+
+    async def find_profile(self, channel: Channel, address: str) -> str | None:
+        """The id of the profile that owns an address on a channel."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT recipient_id FROM contacts WHERE channel = ? AND address = ?",
+                (Channel(channel).value, _normal_address(Channel(channel), address)),
+            ).fetchone()
+            return None if row is None else row[0]
+
+    async def mark_invalid(
+        self, channel: Channel, address: str, reason: str, *, now: datetime
+    ) -> None:
+        """Mark a contact point dead: it is no longer used."""
+        channel = Channel(channel)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO contacts (channel, address, invalid_reason, invalid_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (channel, address) DO UPDATE SET"
+                " invalid_reason = excluded.invalid_reason, invalid_at = excluded.invalid_at",
+                (channel.value, _normal_address(channel, address), reason, _ts(now)),
+            )
+
+    async def suppress(self, channel: Channel, address: str, reason: str, *, now: datetime) -> None:
+        """Add an address to the suppression list."""
+        channel = Channel(channel)
+        normal = _normal_address(channel, address)
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO suppressions VALUES (?, ?, ?, ?, ?)",
+                (channel.value, address_hash(channel, normal), normal, reason, _ts(now)),
+            )
+
+    async def unsuppress(self, channel: Channel, address: str) -> bool:
+        """Remove an address from the suppression list."""
+        channel = Channel(channel)
+        with self._tx() as db:
+            cursor = db.execute(
+                "DELETE FROM suppressions WHERE channel = ? AND address_hash = ?",
+                (channel.value, address_hash(channel, _normal_address(channel, address))),
+            )
+            return cursor.rowcount > 0
+
+    async def blocked(self, channel: Channel, address: str) -> str | None:
+        """Why an address must not be used, or ``None``."""
+        channel = Channel(channel)
+        normal = _normal_address(channel, address)
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT reason FROM suppressions WHERE channel = ? AND address_hash = ?",
+                (channel.value, address_hash(channel, normal)),
+            ).fetchone()
+            if row is not None:
+                return f"suppressed: {row[0]}"
+            row = db.execute(
+                "SELECT invalid_reason FROM contacts WHERE channel = ? AND address = ?"
+                " AND invalid_at IS NOT NULL",
+                (channel.value, normal),
+            ).fetchone()
+            return None if row is None else f"contact_invalid: {row[0]}"
+
+    # -- business events ------------------------------------------------------------------------
+
+    async def record_business_event(
+        self, recipient_id: str, name: str, data: dict[str, Any], *, now: datetime
+    ) -> None:
+        """Record something the person did."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO business_events (recipient_id, name, data, occurred_at)"
+                " VALUES (?, ?, ?, ?)",
+                (recipient_id, name, json.dumps(data, default=str), _ts(now)),
+            )
+
+    async def has_business_event(
+        self, recipient_id: str, names: Sequence[str], since: datetime
+    ) -> bool:
+        """Whether one of ``names`` was recorded for the person since ``since``."""
+        if not names:
+            return False
+        marks = ", ".join("?" for _ in names)
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT 1 FROM business_events WHERE recipient_id = ? AND name IN ({marks})"  # noqa: S608
+                " AND occurred_at >= ? LIMIT 1",
+                (recipient_id, *names, _ts(since)),
+            ).fetchone()
+            return row is not None
+
+    # -- flows ------------------------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        *,
+        run_id: str,
+        key: str | None,
+        flow: str,
+        plan: dict[str, Any],
+        recipient_id: str | None,
+        now: datetime,
+        steps: Sequence[tuple[StepState, datetime | None]],
+    ) -> tuple[str, bool]:
+        """Create a run and its steps (or return the active run with the same key)."""
+        with self._tx() as db:
+            if key is not None:
+                row = db.execute(
+                    "SELECT id FROM runs WHERE key = ? AND state = 'active'", (key,)
+                ).fetchone()
+                if row is not None:
+                    return row[0], False
+            db.execute(
+                "INSERT INTO runs (id, key, flow, plan, recipient_id, state, created_at)"
+                " VALUES (?, ?, ?, ?, ?, 'active', ?)",
+                (run_id, key, flow, json.dumps(plan), recipient_id, _ts(now)),
+            )
+            for index, (state, due) in enumerate(steps):
+                db.execute(
+                    "INSERT INTO steps (id, run_id, idx, state, due_at, recipient_id, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        f"{run_id}.{index}",
+                        run_id,
+                        index,
+                        state.value,
+                        _ts(due),
+                        recipient_id,
+                        _ts(now),
+                    ),
+                )
+            return run_id, True
+
+    async def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """A run as a dict, or ``None``."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        return {
+            "id": row["id"],
+            "key": row["key"],
+            "flow": row["flow"],
+            "plan": json.loads(row["plan"]),
+            "recipient_id": row["recipient_id"],
+            "state": row["state"],
+            "created_at": _dt(row["created_at"]),
+            "detail": row["detail"],
+        }
+
+    @staticmethod
+    def _step(row: sqlite3.Row) -> StoredStep:
+        return StoredStep(
+            id=row["id"],
+            run_id=row["run_id"],
+            index=row["idx"],
+            state=row["state"],
+            due_at=_dt(row["due_at"]),
+            message_id=row["message_id"],
+            detail=row["detail"],
+            attempts=row["claims"],
+            items=tuple(json.loads(row["items"])) if row["items"] else (),
+        )
+
+    async def run_steps(self, run_id: str) -> list[StoredStep]:
+        """The steps of a run, in order."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT * FROM steps WHERE run_id = ? ORDER BY idx, id", (run_id,)
+            ).fetchall()
+        return [self._step(r) for r in rows]
+
+    async def cancel_runs(
+        self,
+        *,
+        now: datetime,
+        key: str | None = None,
+        recipient_id: str | None = None,
+        event: str | None = None,
+        run_id: str | None = None,
+        reason: str,
+    ) -> int:
+        """Cancel active runs by key, by id, or a recipient's runs that cancel on ``event``."""
+        with self._tx() as db:
+            if key is not None or run_id is not None:
+                column, value = ("key", key) if key is not None else ("id", run_id)
+                rows = db.execute(
+                    f"SELECT id, plan FROM runs WHERE {column} = ? AND state = 'active'",  # noqa: S608
+                    (value,),
+                ).fetchall()
+                ids = [r[0] for r in rows]
+            else:
+                rows = db.execute(
+                    "SELECT id, plan FROM runs WHERE recipient_id = ? AND state = 'active'",
+                    (recipient_id,),
+                ).fetchall()
+                ids = [
+                    r[0]
+                    for r in rows
+                    if event in json.loads(r[1]).get("flow", {}).get("cancel_on", [])
+                ]
+            for canceled in ids:
+                db.execute(
+                    "UPDATE runs SET state = 'canceled', ended_at = ?, detail = ? WHERE id = ?",
+                    (_ts(now), reason, canceled),
+                )
+                db.execute(
+                    "UPDATE steps SET state = 'canceled', detail = ?, updated_at = ?"
+                    " WHERE run_id = ? AND state IN ('waiting', 'pending')",
+                    (reason, _ts(now), canceled),
+                )
+            return len(ids)
+
+    async def release_claims(self, worker: str) -> int:
+        """Make the steps a worker holds due again."""
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE steps SET state = 'pending', worker = NULL, lease_until = NULL"
+                " WHERE state = 'claimed' AND worker = ?",
+                (worker,),
+            ).rowcount
+
+    async def claim_due(
+        self, *, now: datetime, worker: str, lease: timedelta, limit: int
+    ) -> list[StoredStep]:
+        """Atomically claim due steps and steps whose lease ran out."""
+        with self._tx() as db:
+            rows = db.execute(
+                "UPDATE steps SET state = 'claimed', worker = ?, lease_until = ?,"
+                " claims = claims + 1, updated_at = ?"
+                " WHERE id IN (SELECT id FROM steps WHERE (state = 'pending' AND due_at <= ?)"
+                " OR (state = 'claimed' AND lease_until <= ?) ORDER BY due_at, id LIMIT ?)"
+                " RETURNING *",
+                (worker, _ts(now + lease), _ts(now), _ts(now), _ts(now), limit),
+            ).fetchall()
+        steps = [self._step(r) for r in rows]
+        steps.sort(key=lambda s: (s.due_at or now, s.id))
+        return steps
+
+    async def update_step(
+        self,
+        step_id: str,
+        state: StepState,
+        *,
+        now: datetime,
+        due_at: datetime | None = None,
+        message_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Move a step to ``state``."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE steps SET state = ?, due_at = COALESCE(?, due_at),"
+                " message_id = COALESCE(?, message_id), detail = COALESCE(?, detail),"
+                " worker = CASE WHEN ? = 'claimed' THEN worker ELSE NULL END,"
+                " updated_at = ? WHERE id = ?",
+                (
+                    state.value,
+                    _ts(due_at),
+                    message_id,
+                    detail,
+                    state.value,
+                    _ts(now),
+                    step_id,
+                ),
+            )
+            if state.is_final:
+                row = db.execute("SELECT run_id FROM steps WHERE id = ?", (step_id,)).fetchone()
+                if row is not None:
+                    open_steps = db.execute(
+                        "SELECT COUNT(*) FROM steps WHERE run_id = ? AND state IN"
+                        " ('waiting', 'pending', 'claimed')",
+                        (row[0],),
+                    ).fetchone()[0]
+                    if open_steps == 0:
+                        db.execute(
+                            "UPDATE runs SET state = 'done', ended_at = ?"
+                            " WHERE id = ? AND state = 'active'",
+                            (_ts(now), row[0]),
+                        )
+
+    async def steps_after(self, message_id: str) -> list[StoredStep]:
+        """The open steps of the run that sent ``message_id``, after that step."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT run_id, idx FROM steps WHERE message_id = ?", (message_id,)
+            ).fetchone()
+            if row is None:
+                return []
+            rows = db.execute(
+                "SELECT * FROM steps WHERE run_id = ? AND idx > ?"
+                " AND state IN ('waiting', 'pending') ORDER BY idx",
+                (row[0], row[1]),
+            ).fetchall()
+        return [self._step(r) for r in rows]
+
+    async def add_digest_item(
+        self,
+        *,
+        run_id: str,
+        digest_key: str,
+        recipient_id: str,
+        due_at: datetime,
+        item: dict[str, Any],
+        now: datetime,
+    ) -> str:
+        """Add an item to the recipient's open digest for ``digest_key``."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT id, items FROM steps WHERE digest_key = ? AND recipient_id = ?"
+                " AND state = 'pending'",
+                (digest_key, recipient_id),
+            ).fetchone()
+            if row is not None:
+                items = json.loads(row["items"])
+                items.append(item)
+                db.execute(
+                    "UPDATE steps SET items = ?, updated_at = ? WHERE id = ?",
+                    (json.dumps(items, default=str), _ts(now), row["id"]),
+                )
+                return str(row["id"])
+            step_id = f"{run_id}.digest.{uuid.uuid4().hex[:8]}"
+            db.execute(
+                "INSERT INTO steps (id, run_id, idx, state, due_at, digest_key, recipient_id,"
+                " items, updated_at) VALUES (?, ?, -1, 'pending', ?, ?, ?, ?, ?)",
+                (
+                    step_id,
+                    run_id,
+                    _ts(due_at),
+                    digest_key,
+                    recipient_id,
+                    json.dumps([item], default=str),
+                    _ts(now),
+                ),
+            )
+            return step_id
+
+    async def next_due(self) -> datetime | None:
+        """When the next pending step is due."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT MIN(due_at) FROM steps WHERE state = 'pending'"
+                " UNION ALL SELECT MIN(lease_until) FROM steps WHERE state = 'claimed'"
+            ).fetchall()
+        times = [r[0] for r in row if r[0] is not None]
+        return _dt(min(times)) if times else None
+
+    # -- provider health --------------------------------------------------------------------------
+
+    async def unhealthy(self, names: Sequence[str], *, now: datetime) -> set[str]:
+        """The providers among ``names`` that are benched at ``now``."""
+        if not names:
+            return set()
+        marks = ", ".join("?" for _ in names)
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT provider FROM provider_health WHERE provider IN ({marks})"  # noqa: S608
+                " AND benched_until > ?",
+                (*names, _ts(now)),
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    async def record_health(
+        self, name: str, ok: bool, *, now: datetime, threshold: int, cooldown: timedelta
+    ) -> None:
+        """Count a provider-level failure, or reset on success."""
+        with self._tx() as db:
+            if ok:
+                db.execute("DELETE FROM provider_health WHERE provider = ?", (name,))
+                return
+            row = db.execute(
+                "SELECT failures FROM provider_health WHERE provider = ?", (name,)
+            ).fetchone()
+            failures = (row[0] if row else 0) + 1
+            benched = _ts(now + cooldown) if failures >= threshold else None
+            db.execute(
+                "INSERT OR REPLACE INTO provider_health VALUES (?, ?, ?, ?)",
+                (name, failures, benched, _ts(now)),
+            )
+
+    # -- the customer view ------------------------------------------------------------------------
+
+    async def history(self, recipient_id: str) -> list[HistoryEntry]:
+        """One timeline across channels, oldest first."""
+        entries: list[tuple[float, int, HistoryEntry]] = []
+        with self._tx() as db:
+            messages = db.execute(
+                "SELECT * FROM messages WHERE recipient_id = ?", (recipient_id,)
+            ).fetchall()
+            for m in messages:
+                entries.append(
+                    (
+                        m["created_at"],
+                        0,
+                        HistoryEntry(
+                            at=_dt(m["created_at"]),
+                            kind="message",
+                            channel=m["channel"],
+                            provider=m["provider"],
+                            message_id=m["id"],
+                            status=self._first_status(m),
+                            reason=m["reason"] if m["outcome"] in ("skipped", "failed") else None,
+                            flow=m["flow"],
+                        ),
+                    )
+                )
+                for e in db.execute(
+                    "SELECT * FROM events WHERE message_id = ? ORDER BY seq", (m["id"],)
+                ).fetchall():
+                    at = e["occurred_at"] if e["occurred_at"] is not None else e["received_at"]
+                    is_status = e["kind"] == "status"
+                    entries.append(
+                        (
+                            at,
+                            1,
+                            HistoryEntry(
+                                at=_dt(at),
+                                kind="status" if is_status else "event",
+                                channel=m["channel"],
+                                provider=e["provider"],
+                                message_id=m["id"],
+                                status=e["value"] if is_status else None,
+                                event=None if is_status else e["value"],
+                                reason=e["reason"],
+                            ),
+                        )
+                    )
+            for i in db.execute(
+                "SELECT * FROM inbound WHERE recipient_id = ?", (recipient_id,)
+            ).fetchall():
+                entries.append(
+                    (
+                        i["received_at"],
+                        2,
+                        HistoryEntry(
+                            at=_dt(i["received_at"]),
+                            kind="inbound",
+                            channel=i["channel"],
+                            provider=i["provider"],
+                            event=EventType.INBOUND,
+                            text=i["text"],
+                        ),
+                    )
+                )
+            for b in db.execute(
+                "SELECT * FROM business_events WHERE recipient_id = ?", (recipient_id,)
+            ).fetchall():
+                entries.append(
+                    (
+                        b["occurred_at"],
+                        3,
+                        HistoryEntry(
+                            at=_dt(b["occurred_at"]), kind="business_event", text=b["name"]
+                        ),
+                    )
+                )
+            for s in db.execute(
+                "SELECT steps.*, runs.flow AS flow FROM steps JOIN runs ON runs.id = steps.run_id"
+                " WHERE steps.recipient_id = ?"
+                " AND steps.state IN ('skipped', 'canceled', 'unknown')",
+                (recipient_id,),
+            ).fetchall():
+                entries.append(
+                    (
+                        s["updated_at"],
+                        4,
+                        HistoryEntry(
+                            at=_dt(s["updated_at"]),
+                            kind="step",
+                            text=f"step {s['idx']} {s['state']}: {s['detail'] or ''}".strip(),
+                            reason=s["state"],
+                            message_id=s["message_id"],
+                            flow=s["flow"],
+                        ),
+                    )
+                )
+        entries.sort(key=lambda e: (e[0], e[1]))
+        return [e[2] for e in entries]
+
+    @staticmethod
+    def _first_status(row: sqlite3.Row) -> DeliveryStatus:
+        attempts = json.loads(row["attempts"])
+        for attempt in attempts:
+            if attempt["outcome"] == "sent" and attempt.get("receipt"):
+                return DeliveryStatus(attempt["receipt"]["status"])
+        outcome = row["outcome"]
+        if outcome in ("failed", "skipped"):
+            status = DeliveryStatus(row["status"])
+            return status if status.is_terminal else DeliveryStatus.FAILED
+        return DeliveryStatus(row["status"]) if outcome != "sent" else DeliveryStatus.ACCEPTED
+
+    async def report(self, *, since: datetime, until: datetime, by: str) -> Report:
+        """Counts per ``channel``, ``provider``, ``category`` or ``flow``."""
+        if by not in ("channel", "provider", "category", "flow"):
+            raise ValueError("by must be 'channel', 'provider', 'category' or 'flow'")
+        groups: dict[str | None, dict[str, Any]] = {}
+        total: dict[str, Any] = {}
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT {by} AS key, outcome, status, reason, accepted, delivered_at,"  # noqa: S608
+                " read_at, opened_at, clicked_at FROM messages"
+                " WHERE created_at >= ? AND created_at < ?",
+                (_ts(since), _ts(until)),
+            ).fetchall()
+        for row in rows:
+            for bucket in (groups.setdefault(row["key"], {}), total):
+                self._count(bucket, row)
+        return Report(
+            since=since,
+            until=until,
+            by=by,
+            rows=tuple(
+                ReportRow(key=key, **counts)
+                for key, counts in sorted(
+                    groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")
+                )
+            ),
+            total=ReportRow(key=None, **total),
+        )
+
+    @staticmethod
+    def _count(bucket: dict[str, Any], row: sqlite3.Row) -> None:
+        def add(name: str) -> None:
+            bucket[name] = bucket.get(name, 0) + 1
+
+        add("messages")
+        if row["accepted"]:
+            add("sent")
+        if row["delivered_at"] is not None:
+            add("delivered")
+        if row["read_at"] is not None:
+            add("read")
+        if row["opened_at"] is not None:
+            add("opened")
+        if row["clicked_at"] is not None:
+            add("clicked")
+        if row["outcome"] == "failed":
+            add("failed")
+            if row["accepted"]:
+                add("failed_after_sent")
+            reasons = bucket.setdefault("failure_reasons", {})
+            reason = row["reason"] or row["status"]
+            reasons[reason] = reasons.get(reason, 0) + 1
+        elif row["outcome"] == "skipped":
+            add("skipped")
+        elif row["outcome"] == "unknown":
+            add("unknown")
+
+    async def forget(self, recipient_id: str) -> dict[str, int]:
+        """Erase a person's data (suppressions keep only a hash of the address)."""
+        counts: dict[str, int] = {}
+        with self._tx() as db:
+            ids = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM messages WHERE recipient_id = ?", (recipient_id,)
+                ).fetchall()
+            ]
+            addresses = [
+                (r[0], r[1])
+                for r in db.execute(
+                    "SELECT channel, address FROM contacts WHERE recipient_id = ?",
+                    (recipient_id,),
+                ).fetchall()
+            ]
+            counts["events"] = 0
+            counts["messages"] = len(ids)
+            for message_id in ids:
+                counts["events"] += db.execute(
+                    "DELETE FROM events WHERE message_id = ?", (message_id,)
+                ).rowcount
+                db.execute("DELETE FROM provider_refs WHERE message_id = ?", (message_id,))
+            # Remembered results of idempotency keys hold the address and every attempt.
+            known = set(ids)
+            for key, result in db.execute("SELECT key, result FROM idempotency").fetchall():
+                if json.loads(result).get("message_id") in known:
+                    db.execute("DELETE FROM idempotency WHERE key = ?", (key,))
+            db.execute("DELETE FROM messages WHERE recipient_id = ?", (recipient_id,))
+            counts["inbound"] = db.execute(
+                "DELETE FROM inbound WHERE recipient_id = ?", (recipient_id,)
+            ).rowcount
+            counts["business_events"] = db.execute(
+                "DELETE FROM business_events WHERE recipient_id = ?", (recipient_id,)
+            ).rowcount
+            run_ids = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM runs WHERE recipient_id = ?", (recipient_id,)
+                ).fetchall()
+            ]
+            counts["runs"] = len(run_ids)
+            for run_id in run_ids:
+                db.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM steps WHERE recipient_id = ?", (recipient_id,))
+            db.execute("DELETE FROM runs WHERE recipient_id = ?", (recipient_id,))
+            counts["profiles"] = db.execute(
+                "DELETE FROM profiles WHERE id = ?", (recipient_id,)
+            ).rowcount
+            counts["contacts"] = db.execute(
+                "DELETE FROM contacts WHERE recipient_id = ?", (recipient_id,)
+            ).rowcount
+            for channel, address in addresses:
+                # Keep the opt-out (the law asks to honour it), not the address itself.
+                db.execute(
+                    "UPDATE suppressions SET address = NULL WHERE channel = ? AND address_hash = ?",
+                    (channel, address_hash(channel, address)),
+                )
+                db.execute("DELETE FROM events WHERE recipient = ?", (address,))
+                db.execute("DELETE FROM inbound WHERE sender = ?", (address,))
+        return counts
+
+    async def prune(self, before: datetime) -> int:
+        """Delete messages, events, inbound messages and finished runs older than ``before``."""
+        cutoff = _ts(before)
+        with self._tx() as db:
+            old = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM messages WHERE updated_at < ? AND outcome != 'pending'",
+                    (cutoff,),
+                ).fetchall()
+            ]
+            for message_id in old:
+                db.execute("DELETE FROM provider_refs WHERE message_id = ?", (message_id,))
+                db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            removed = len(old)
+            removed += db.execute("DELETE FROM events WHERE received_at < ?", (cutoff,)).rowcount
+            removed += db.execute("DELETE FROM inbound WHERE received_at < ?", (cutoff,)).rowcount
+            removed += db.execute(
+                "DELETE FROM business_events WHERE occurred_at < ?", (cutoff,)
+            ).rowcount
+            removed += db.execute(
+                "DELETE FROM idempotency WHERE expires_at < ?", (cutoff,)
+            ).rowcount
+            finished = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM runs WHERE state != 'active' AND ended_at < ?", (cutoff,)
+                ).fetchall()
+            ]
+            for run_id in finished:
+                db.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
+                db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            return removed + len(finished)
+
+
+def open_store(store: AsyncStore | str | os.PathLike[str] | None) -> AsyncStore | None:
+    """A store from what a client was given: a store, a path or URL, or ``None``."""
+    if store is None or isinstance(store, AsyncStore):
+        return store
+    if isinstance(store, (str, os.PathLike)):
+        return AsyncSQLiteStore(store)
+    raise ConfigurationError(f"store must be a path or an {AsyncStore.__name__}, not {store!r}")

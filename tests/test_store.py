@@ -1,0 +1,1107 @@
+"""The SQLite store, called directly: schema, statuses, contacts, steps, reports, erasure.
+
+Most tests use the sync ``SQLiteStore`` (generated from ``AsyncSQLiteStore``) on a file in
+``tmp_path``; a few check the async original. Times are passed in explicitly: the store never
+reads a clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from anysend import (
+    AsyncSQLiteStore,
+    AsyncStore,
+    Attempt,
+    AttemptOutcome,
+    Channel,
+    ConfigurationError,
+    DeliveryEvent,
+    DeliveryStatus,
+    ErrorCategory,
+    ErrorInfo,
+    EventType,
+    InboundMessage,
+    PushTarget,
+    Reason,
+    Receipt,
+    Recipient,
+    SendResult,
+    SkipReason,
+    SQLiteStore,
+    StepState,
+    Store,
+)
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+ANN = Recipient(
+    id="ann",
+    email="ann@example.com",
+    phone="+48600700800",
+    push=(PushTarget(kind="fcm", token="tok-A"), PushTarget(kind="fcm", token="tok-B")),
+    chat_ids={Channel.TELEGRAM: "chat-4242"},
+)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def sent(
+    message_id: str = "m1",
+    *,
+    pmid: str = "p-1",
+    provider: str = "mail",
+    channel: Channel = Channel.EMAIL,
+    address: str = "ann@example.com",
+    status: DeliveryStatus = DeliveryStatus.ACCEPTED,
+) -> SendResult:
+    receipt = Receipt(provider_message_id=pmid, status=status)
+    attempt = Attempt(
+        channel=channel,
+        provider=provider,
+        outcome=AttemptOutcome.SENT,
+        address=address,
+        receipt=receipt,
+    )
+    return SendResult(
+        message_id=message_id,
+        status=status,
+        channel=channel,
+        provider=provider,
+        address=address,
+        receipt=receipt,
+        attempts=(attempt,),
+    )
+
+
+def failed(
+    message_id: str,
+    *,
+    category: ErrorCategory = ErrorCategory.INVALID_RECIPIENT,
+    status: DeliveryStatus = DeliveryStatus.REJECTED,
+    provider: str = "text",
+) -> SendResult:
+    attempt = Attempt(
+        channel=Channel.SMS,
+        provider=provider,
+        outcome=AttemptOutcome.FAILED,
+        address="+48600700800",
+        error=ErrorInfo(category=category, message="refused"),
+    )
+    return SendResult(message_id=message_id, status=status, attempts=(attempt,))
+
+
+def skipped(message_id: str, reason: SkipReason = SkipReason.SUPPRESSED) -> SendResult:
+    attempt = Attempt(
+        channel=Channel.EMAIL, provider=None, outcome=AttemptOutcome.SKIPPED, skip_reason=reason
+    )
+    return SendResult(message_id=message_id, status=DeliveryStatus.REJECTED, attempts=(attempt,))
+
+
+def status(
+    value: DeliveryStatus,
+    *,
+    pmid: str = "p-1",
+    provider: str = "mail",
+    event_id: str | None = None,
+    occurred: datetime | None = None,
+    reason: Reason | None = None,
+    recipient: str | None = None,
+) -> DeliveryEvent:
+    return DeliveryEvent(
+        provider=provider,
+        provider_message_id=pmid,
+        status=value,
+        raw_status=value.value,
+        event_id=event_id if event_id is not None else f"{pmid}:{value.value}",
+        occurred_at=occurred,
+        reason=reason,
+        recipient=recipient,
+    )
+
+
+def event(
+    kind: EventType, *, pmid: str = "p-1", event_id: str, occurred: datetime | None = None
+) -> DeliveryEvent:
+    return DeliveryEvent(
+        provider="mail",
+        provider_message_id=pmid,
+        event=kind,
+        event_id=event_id,
+        occurred_at=occurred,
+    )
+
+
+def save(store: Store, result: SendResult, minutes: float = 0, **kwargs: object) -> DeliveryStatus:
+    kwargs.setdefault("recipient_id", "ann")
+    kwargs.setdefault("category", "marketing")
+    return store.save_result(result, now=at(minutes), **kwargs)  # type: ignore[arg-type]
+
+
+def raw_rows(path: Path, table: str) -> list[sqlite3.Row]:
+    db = sqlite3.connect(path)
+    db.row_factory = sqlite3.Row
+    try:
+        return db.execute(f'SELECT * FROM "{table}"').fetchall()  # noqa: S608 - a test's table
+    finally:
+        db.close()
+
+
+def mentions(path: Path, needle: str) -> list[tuple[str, tuple[object, ...]]]:
+    """Every row of every table with a text value containing ``needle`` (case ignored)."""
+    db = sqlite3.connect(path)
+    found: list[tuple[str, tuple[object, ...]]] = []
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for row in db.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 - a test's table
+                if any(isinstance(v, str) and needle.lower() in v.lower() for v in row):
+                    found.append((table, tuple(row)))
+    finally:
+        db.close()
+    return found
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "anysend.db"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[SQLiteStore]:
+    opened = SQLiteStore(path)
+    yield opened
+    opened.close()
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+
+def test_schema_is_created_on_first_use_and_versioned(tmp_path: Path) -> None:
+    """Nothing is created until the store is used; then every table, at version 1."""
+    path = tmp_path / "nested" / "dir" / "anysend.db"
+    store = SQLiteStore(path)
+    assert isinstance(store, Store)
+    assert not path.exists()
+    assert store.schema_version == 1
+    assert path.exists()
+    store.close()
+    tables = {r["name"] for r in raw_rows(path, "sqlite_master") if r["type"] == "table"}
+    assert {
+        "anysend_meta",
+        "messages",
+        "events",
+        "provider_refs",
+        "inbound",
+        "profiles",
+        "contacts",
+        "suppressions",
+        "business_events",
+        "runs",
+        "steps",
+        "idempotency",
+        "provider_health",
+    } <= tables
+    assert [tuple(r) for r in raw_rows(path, "anysend_meta")] == [("schema", "1")]
+
+
+def test_a_newer_schema_is_refused_and_left_alone(path: Path) -> None:
+    """A file written by a newer anysend raises ConfigurationError and is not changed."""
+    store = SQLiteStore(path)
+    save(store, sent())
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE anysend_meta SET value = '2' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    newer = SQLiteStore(path)
+    with pytest.raises(ConfigurationError, match="version 2"):
+        newer.get_message("m1")
+    with pytest.raises(ConfigurationError, match="upgrade anysend"):
+        _ = newer.schema_version
+    newer.close()
+    assert [tuple(r) for r in raw_rows(path, "anysend_meta")] == [("schema", "2")]
+    assert [r["id"] for r in raw_rows(path, "messages")] == ["m1"]
+
+
+def test_reopening_a_file_keeps_its_data(path: Path) -> None:
+    """A second store on the same file (a restart) sees messages, profiles and suppressions."""
+    first = SQLiteStore(path)
+    first.put_profile(ANN, now=T0)
+    save(first, sent())
+    first.suppress(Channel.SMS, "+48600700800", "inbound STOP", now=T0)
+    first.close()
+    second = SQLiteStore(path)
+    assert second.schema_version == 1
+    stored = second.get_message("m1")
+    assert stored is not None
+    assert stored.status is DeliveryStatus.ACCEPTED
+    assert stored.provider_message_ids == ("p-1",)
+    assert second.get_profile("ann") == ANN
+    assert second.blocked(Channel.SMS, "+48600700800") == "suppressed: inbound STOP"
+    second.close()
+    assert [tuple(r) for r in raw_rows(path, "anysend_meta")] == [("schema", "1")]
+
+
+def test_closing_and_using_again_reopens_the_file(store: SQLiteStore) -> None:
+    save(store, sent())
+    store.close()
+    assert store.get_message("m1") is not None
+
+
+def test_sqlite_url_forms(tmp_path: Path) -> None:
+    """``sqlite:///`` + an absolute path is that path; ``sqlite://`` alone is memory."""
+    target = tmp_path / "url.db"
+    store = SQLiteStore(f"sqlite:///{target}")
+    assert store.path == str(target)
+    save(store, sent())
+    store.close()
+    assert target.exists()
+    assert [r["id"] for r in raw_rows(target, "messages")] == ["m1"]
+    assert SQLiteStore("sqlite:///relative/anysend.db").path == "relative/anysend.db"
+    assert SQLiteStore("sqlite://").path == ":memory:"
+    assert SQLiteStore("sqlite:///:memory:").path == ":memory:"
+    assert SQLiteStore(target).path == str(target)
+    assert repr(SQLiteStore()) == "SQLiteStore(':memory:')"
+
+
+def test_memory_store_works_without_a_file() -> None:
+    store = SQLiteStore()
+    assert store.schema_version == 1
+    save(store, sent())
+    assert store.get_message("m1") is not None
+    store.close()
+
+
+# -- messages and statuses ---------------------------------------------------------------------
+
+
+def test_save_result_records_the_message_and_its_attempts(store: SQLiteStore) -> None:
+    assert store.get_message("m1") is None
+    assert save(store, sent(), minutes=1, flow="welcome", run_id="r1") is DeliveryStatus.ACCEPTED
+    stored = store.get_message("m1")
+    assert stored is not None
+    assert (stored.recipient_id, stored.category, stored.channel, stored.provider) == (
+        "ann",
+        "marketing",
+        Channel.EMAIL,
+        "mail",
+    )
+    assert (stored.address, stored.flow, stored.run_id) == ("ann@example.com", "welcome", "r1")
+    assert stored.created_at == stored.updated_at == at(1)
+    assert [a.outcome for a in stored.attempts] == [AttemptOutcome.SENT]
+    assert stored.attempts[0].receipt == Receipt(provider_message_id="p-1")
+
+
+def test_begin_message_keeps_the_creation_time(store: SQLiteStore) -> None:
+    """A message begun before the send keeps its created_at when the result is saved."""
+    store.begin_message("m1", now=at(0), recipient_id="ann", category="marketing")
+    pending = store.get_message("m1")
+    assert pending is not None
+    assert pending.status is DeliveryStatus.PENDING
+    save(store, sent(), minutes=5)
+    stored = store.get_message("m1")
+    assert stored is not None
+    assert (stored.created_at, stored.updated_at) == (at(0), at(5))
+
+
+def test_the_same_event_twice_is_stored_once(store: SQLiteStore, path: Path) -> None:
+    save(store, sent())
+    first = store.ingest(status(DeliveryStatus.DELIVERED, occurred=at(2)), now=at(3))
+    assert (first.new, first.message_id, first.status, first.changed) == (
+        True,
+        "m1",
+        DeliveryStatus.DELIVERED,
+        True,
+    )
+    before = store.get_message("m1")
+    second = store.ingest(status(DeliveryStatus.DELIVERED, occurred=at(2)), now=at(9))
+    assert (second.new, second.changed, second.first_event) == (False, False, False)
+    assert store.get_message("m1") == before
+    assert len(raw_rows(path, "events")) == 1
+
+
+def test_an_event_without_an_id_is_deduplicated_by_its_content(store: SQLiteStore) -> None:
+    save(store, sent())
+    anonymous = DeliveryEvent(
+        provider="mail",
+        provider_message_id="p-1",
+        status=DeliveryStatus.SENT,
+        occurred_at=at(1),
+        raw={"status": "sent"},
+    )
+    assert store.ingest(anonymous, now=at(1)).new
+    assert not store.ingest(anonymous, now=at(2)).new
+    other = anonymous.model_copy(update={"raw": {"status": "sent", "attempt": 2}})
+    assert store.ingest(other, now=at(2)).new
+
+
+def test_statuses_only_move_forward(store: SQLiteStore) -> None:
+    """A late ``sent`` after ``delivered`` is kept but changes nothing."""
+    save(store, sent())
+    delivered = store.ingest(status(DeliveryStatus.DELIVERED, occurred=at(2)), now=at(2))
+    late = store.ingest(status(DeliveryStatus.SENT, occurred=at(1)), now=at(3))
+    assert delivered.changed
+    assert (late.new, late.changed, late.status) == (True, False, DeliveryStatus.DELIVERED)
+    stored = store.get_message("m1")
+    assert stored is not None
+    assert stored.status is DeliveryStatus.DELIVERED
+    assert stored.delivered_at == at(2)
+    assert stored.updated_at == at(2)
+
+
+def test_the_first_terminal_status_wins(store: SQLiteStore) -> None:
+    save(store, sent())
+    bounce = status(DeliveryStatus.UNDELIVERABLE, occurred=at(1), reason=Reason.UNKNOWN_RECIPIENT)
+    assert store.ingest(bounce, now=at(1)).changed
+    expired = store.ingest(status(DeliveryStatus.EXPIRED, occurred=at(2)), now=at(2))
+    assert (expired.changed, expired.status) == (False, DeliveryStatus.UNDELIVERABLE)
+    stored = store.get_message("m1")
+    assert stored is not None
+    assert (stored.status, stored.reason) == (DeliveryStatus.UNDELIVERABLE, "unknown_recipient")
+
+
+def test_a_bounce_after_delivery_is_terminal(store: SQLiteStore) -> None:
+    """Any terminal status may follow ``delivered`` (an email bounces after the MX took it)."""
+    save(store, sent())
+    store.ingest(status(DeliveryStatus.DELIVERED, occurred=at(1)), now=at(1))
+    bounce = store.ingest(status(DeliveryStatus.UNDELIVERABLE, occurred=at(2)), now=at(2))
+    assert (bounce.changed, bounce.status) == (True, DeliveryStatus.UNDELIVERABLE)
+
+
+def test_read_before_delivered_sets_both_times(store: SQLiteStore) -> None:
+    """``read`` implies ``delivered``; the late ``delivered`` gives the earlier time."""
+    save(store, sent(channel=Channel.WHATSAPP, address="+48600700800"))
+    read = store.ingest(status(DeliveryStatus.READ, occurred=at(5)), now=at(5))
+    assert (read.changed, read.status) == (True, DeliveryStatus.READ)
+    stored = store.get_message("m1")
+    assert stored is not None
+    assert (stored.status, stored.delivered_at, stored.read_at) == (
+        DeliveryStatus.READ,
+        at(5),
+        at(5),
+    )
+    delivered = store.ingest(status(DeliveryStatus.DELIVERED, occurred=at(2)), now=at(6))
+    assert (delivered.new, delivered.changed) == (True, False)
+    stored = store.get_message("m1")
+    assert stored is not None
+    assert (stored.status, stored.delivered_at, stored.read_at) == (
+        DeliveryStatus.READ,
+        at(2),
+        at(5),
+    )
+
+
+def test_an_event_without_occurred_at_uses_the_time_received(store: SQLiteStore) -> None:
+    save(store, sent())
+    store.ingest(status(DeliveryStatus.DELIVERED), now=at(7))
+    stored = store.get_message("m1")
+    assert stored is not None
+    assert stored.delivered_at == at(7)
+
+
+def test_events_for_an_unknown_message_wait_for_it(store: SQLiteStore) -> None:
+    """A fast callback stored before the send was recorded is applied by save_result."""
+    early = store.ingest(status(DeliveryStatus.DELIVERED, pmid="p-9", occurred=at(1)), now=at(1))
+    assert (early.new, early.message_id, early.status, early.changed) == (True, None, None, False)
+    opened = store.ingest(event(EventType.OPENED, pmid="p-9", event_id="o1"), now=at(2))
+    assert opened.message_id is None
+    # Another provider's message with the same id is not this one.
+    other = status(DeliveryStatus.UNDELIVERABLE, pmid="p-9", provider="text")
+    store.ingest(other, now=at(2))
+    assert store.get_message("m9") is None
+    assert save(store, sent("m9", pmid="p-9"), minutes=3) is DeliveryStatus.DELIVERED
+    stored = store.get_message("m9")
+    assert stored is not None
+    assert stored.status is DeliveryStatus.DELIVERED
+    assert stored.delivered_at == at(1)
+    assert stored.opened_at == at(2)
+    assert stored.provider_message_ids == ("p-9",)
+    again = store.ingest(status(DeliveryStatus.READ, pmid="p-9", occurred=at(4)), now=at(4))
+    assert (again.message_id, again.status) == ("m9", DeliveryStatus.READ)
+
+
+def test_an_event_naming_anysends_message_id_is_applied(store: SQLiteStore) -> None:
+    save(store, sent())
+    echoed = DeliveryEvent(
+        provider="mail", message_id="m1", status=DeliveryStatus.DELIVERED, event_id="e1"
+    )
+    outcome = store.ingest(echoed, now=at(1))
+    assert (outcome.message_id, outcome.status) == ("m1", DeliveryStatus.DELIVERED)
+    unknown = echoed.model_copy(update={"message_id": "nope", "event_id": "e2"})
+    assert store.ingest(unknown, now=at(1)).message_id is None
+
+
+def test_opened_and_clicked_report_their_first_time(store: SQLiteStore) -> None:
+    save(store, sent())
+    first = store.ingest(event(EventType.OPENED, event_id="o1", occurred=at(1)), now=at(1))
+    again = store.ingest(event(EventType.OPENED, event_id="o2", occurred=at(2)), now=at(2))
+    click = store.ingest(event(EventType.CLICKED, event_id="c1", occurred=at(3)), now=at(3))
+    assert (first.new, first.first_event, first.changed) == (True, True, False)
+    assert (again.new, again.first_event) == (True, False)
+    assert click.first_event
+    assert first.status is DeliveryStatus.ACCEPTED  # events do not move the status
+    stored = store.get_message("m1")
+    assert stored is not None
+    assert (stored.opened_at, stored.clicked_at, stored.status) == (
+        at(1),
+        at(3),
+        DeliveryStatus.ACCEPTED,
+    )
+    complaint = store.ingest(event(EventType.COMPLAINED, event_id="x1"), now=at(4))
+    assert (complaint.new, complaint.first_event) == (True, False)
+
+
+def test_save_result_outcomes_and_reasons(store: SQLiteStore) -> None:
+    save(store, failed("f1"))
+    save(store, skipped("s1", SkipReason.FREQUENCY_CAPPED))
+    stored = store.get_message("f1")
+    assert stored is not None
+    assert (stored.status, stored.reason) == (DeliveryStatus.REJECTED, "invalid_recipient")
+    capped = store.get_message("s1")
+    assert capped is not None
+    assert capped.reason == "frequency_capped"
+
+
+def test_count_sent_counts_accepted_messages_in_the_window(store: SQLiteStore) -> None:
+    """Sent, pending and unknown messages count; failed and skipped ones do not."""
+    save(store, sent("a", pmid="1"), minutes=0)
+    save(store, sent("b", pmid="2"), minutes=10)
+    save(store, failed("c"), minutes=10)
+    save(store, skipped("d", SkipReason.FREQUENCY_CAPPED), minutes=10)
+    store.begin_message("e", now=at(10), recipient_id="ann", category="marketing")
+    save(store, sent("f", pmid="3"), minutes=10, category="otp")
+    save(store, sent("g", pmid="4"), minutes=10, recipient_id="bob")
+    assert store.count_sent("ann", "marketing", at(-1)) == 3
+    assert store.count_sent("ann", "marketing", at(5)) == 2
+    # The window is (since, now]: a message exactly one window ago is out of it.
+    assert store.count_sent("ann", "marketing", at(0)) == 2
+    assert store.count_sent("ann", "otp", at(-1)) == 1
+
+
+def test_a_provider_side_schedule_counts_as_sent(store: SQLiteStore) -> None:
+    """A provider that took the message to send later accepted it: caps and reports see it."""
+    save(store, sent("later", status=DeliveryStatus.SCHEDULED), minutes=0)
+    assert store.count_sent("ann", "marketing", at(-1)) == 1
+    report = store.report(since=at(0), until=at(1), by="channel")
+    assert (report.row("email").sent, report.row("email").messages) == (1, 1)
+    # A result the client's store holds for later (nothing sent yet) is not.
+    held = SendResult(message_id="held", status=DeliveryStatus.SCHEDULED, scheduled_for=at(60))
+    save(store, held, minutes=0)
+    assert store.count_sent("ann", "marketing", at(-1)) == 1
+    assert store.report(since=at(0), until=at(1), by="channel").total.sent == 1
+
+
+# -- idempotency -------------------------------------------------------------------------------
+
+
+def test_idempotency_keys_expire(store: SQLiteStore) -> None:
+    result = sent()
+    store.put_idempotent("order-1", result, expires_at=at(60))
+    assert store.get_idempotent("order-1", now=at(59)) == result
+    assert store.get_idempotent("order-1", now=at(60)) is None
+    assert store.get_idempotent("order-2", now=at(0)) is None
+
+
+# -- inbound -----------------------------------------------------------------------------------
+
+
+def test_inbound_messages_are_stored_once(store: SQLiteStore, path: Path) -> None:
+    reply = InboundMessage(
+        provider="text",
+        channel=Channel.SMS,
+        sender="+48600700800",
+        text="hi",
+        provider_message_id="i1",
+    )
+    assert store.save_inbound(reply, now=at(1), recipient_id="ann")
+    assert not store.save_inbound(reply, now=at(2), recipient_id="ann")
+    anonymous = InboundMessage(
+        provider="text", channel=Channel.SMS, sender="+48600700800", text="hi", received_at=at(3)
+    )
+    assert store.save_inbound(anonymous, now=at(3), recipient_id=None)
+    assert not store.save_inbound(anonymous, now=at(4), recipient_id=None)
+    other = anonymous.model_copy(update={"text": "hello"})
+    assert store.save_inbound(other, now=at(4), recipient_id=None)
+    rows = raw_rows(path, "inbound")
+    assert [(r["text"], r["recipient_id"]) for r in rows] == [
+        ("hi", "ann"),
+        ("hi", None),
+        ("hello", None),
+    ]
+
+
+# -- profiles, contacts, suppressions ----------------------------------------------------------
+
+
+def test_profiles_round_trip_and_index_their_contact_points(store: SQLiteStore) -> None:
+    store.put_profile(ANN, now=T0)
+    assert store.get_profile("ann") == ANN
+    assert store.get_profile("bob") is None
+    assert store.find_profile(Channel.EMAIL, "Ann@Example.COM") == "ann"
+    assert store.find_profile(Channel.SMS, "+48600700800") == "ann"
+    assert store.find_profile(Channel.WHATSAPP, "+48600700800") == "ann"
+    assert store.find_profile(Channel.PUSH, "tok-B") == "ann"
+    assert store.find_profile(Channel.TELEGRAM, "chat-4242") == "ann"
+    assert store.find_profile(Channel.SMS, "+48600700801") is None
+    moved = ANN.model_copy(update={"email": "ann@new.example"})
+    store.put_profile(moved, now=at(1))
+    assert store.find_profile(Channel.EMAIL, "ann@example.com") is None
+    assert store.find_profile(Channel.EMAIL, "ann@new.example") == "ann"
+
+
+def test_a_profile_needs_an_id(store: SQLiteStore) -> None:
+    with pytest.raises(ConfigurationError, match="id"):
+        store.put_profile(Recipient(email="x@example.com"), now=T0)
+
+
+def test_invalid_contact_points_are_left_out_of_the_profile(store: SQLiteStore) -> None:
+    store.put_profile(ANN, now=T0)
+    store.mark_invalid(Channel.EMAIL, "ANN@example.com", "unknown_recipient", now=at(1))
+    store.mark_invalid(Channel.PUSH, "tok-A", "token_unregistered", now=at(1))
+    store.mark_invalid(Channel.TELEGRAM, "chat-4242", "blocked_by_recipient", now=at(1))
+    profile = store.get_profile("ann")
+    assert profile is not None
+    assert profile.email is None
+    assert profile.phone == "+48600700800"
+    assert [t.token for t in profile.push] == ["tok-B"]
+    assert profile.chat_ids == {}
+    assert store.blocked(Channel.EMAIL, "ann@example.com") == "contact_invalid: unknown_recipient"
+    assert store.blocked(Channel.PUSH, "tok-A") == "contact_invalid: token_unregistered"
+    assert store.blocked(Channel.PUSH, "tok-B") is None
+    assert store.find_profile(Channel.EMAIL, "ann@example.com") == "ann"  # still linked
+    # A number dead on SMS takes the phone away.
+    store.mark_invalid(Channel.SMS, "+48600700800", "invalid_recipient", now=at(2))
+    profile = store.get_profile("ann")
+    assert profile is not None
+    assert profile.phone is None
+
+
+def test_a_contact_marked_invalid_before_its_profile_stays_invalid(store: SQLiteStore) -> None:
+    store.mark_invalid(Channel.EMAIL, "ann@example.com", "hard_bounce", now=T0)
+    store.put_profile(ANN, now=at(1))
+    profile = store.get_profile("ann")
+    assert profile is not None
+    assert profile.email is None
+    assert store.find_profile(Channel.EMAIL, "ann@example.com") == "ann"
+
+
+def test_suppressions_are_keyed_by_a_hash_of_the_address(store: SQLiteStore, path: Path) -> None:
+    store.suppress(Channel.EMAIL, "Ann@Example.com", "complained", now=T0)
+    assert store.blocked(Channel.EMAIL, "ann@example.com") == "suppressed: complained"
+    assert store.blocked(Channel.EMAIL, "ANN@EXAMPLE.COM") == "suppressed: complained"
+    assert store.blocked(Channel.SMS, "ann@example.com") is None  # per channel
+    [row] = raw_rows(path, "suppressions")
+    expected = hashlib.sha256(b"email:ann@example.com").hexdigest()
+    assert (row["channel"], row["address_hash"], row["address"]) == (
+        "email",
+        expected,
+        "ann@example.com",
+    )
+    # A suppression wins over an invalid mark in the answer.
+    store.mark_invalid(Channel.EMAIL, "ann@example.com", "hard_bounce", now=T0)
+    assert store.blocked(Channel.EMAIL, "ann@example.com") == "suppressed: complained"
+    assert store.unsuppress(Channel.EMAIL, "ANN@example.com")
+    assert not store.unsuppress(Channel.EMAIL, "ann@example.com")
+    assert store.blocked(Channel.EMAIL, "ann@example.com") == "contact_invalid: hard_bounce"
+
+
+def test_suppressing_twice_keeps_one_entry_with_the_latest_reason(
+    store: SQLiteStore, path: Path
+) -> None:
+    store.suppress(Channel.SMS, "+48600700800", "inbound STOP", now=T0)
+    store.suppress(Channel.SMS, "+48600700800", "manual", now=at(1))
+    assert store.blocked(Channel.SMS, "+48600700800") == "suppressed: manual"
+    assert len(raw_rows(path, "suppressions")) == 1
+
+
+# -- business events ---------------------------------------------------------------------------
+
+
+def test_business_events(store: SQLiteStore) -> None:
+    store.record_business_event("ann", "purchase", {"order": 42}, now=at(10))
+    assert store.has_business_event("ann", ["purchase"], at(10))
+    assert store.has_business_event("ann", ["signup", "purchase"], at(0))
+    assert not store.has_business_event("ann", ["purchase"], at(11))
+    assert not store.has_business_event("ann", ["signup"], at(0))
+    assert not store.has_business_event("bob", ["purchase"], at(0))
+    assert not store.has_business_event("ann", [], at(0))
+
+
+# -- steps: claiming, leases -------------------------------------------------------------------
+
+
+def make_run(
+    store: Store,
+    run_id: str,
+    states: list[tuple[StepState, datetime | None]],
+    key: str | None = None,
+) -> str:
+    created, _ = store.create_run(
+        run_id=run_id,
+        key=key,
+        flow="test",
+        plan={"kind": "flow", "flow": {}, "to": None, "data": {}},
+        recipient_id="ann",
+        now=T0,
+        steps=states,
+    )
+    return created
+
+
+def test_claim_due_takes_due_steps_once_and_again_after_the_lease(store: SQLiteStore) -> None:
+    make_run(
+        store,
+        "r1",
+        [
+            (StepState.PENDING, at(0)),
+            (StepState.PENDING, at(30)),
+            (StepState.WAITING, None),
+        ],
+    )
+    lease = timedelta(minutes=5)
+    [step] = store.claim_due(now=at(1), worker="w1", lease=lease, limit=10)
+    assert (step.id, step.index, step.attempts) == ("r1.0", 0, 1)
+    assert store.claim_due(now=at(2), worker="w2", lease=lease, limit=10) == []
+    assert store.next_due() == at(6)  # the lease ends before the next step is due
+    # w1 died: once its lease ran out, another worker takes the step.
+    [again] = store.claim_due(now=at(6), worker="w2", lease=lease, limit=10)
+    assert (again.id, again.attempts) == ("r1.0", 2)
+    store.update_step("r1.0", StepState.SENT, now=at(7), message_id="m1")
+    assert store.claim_due(now=at(20), worker="w2", lease=lease, limit=10) == []
+    assert store.next_due() == at(30)
+    assert [s.id for s in store.claim_due(now=at(30), worker="w2", lease=lease, limit=10)] == [
+        "r1.1"
+    ]
+
+
+def test_claim_due_respects_the_limit_and_due_order(store: SQLiteStore) -> None:
+    make_run(store, "r1", [(StepState.PENDING, at(3)), (StepState.PENDING, at(1))])
+    make_run(store, "r2", [(StepState.PENDING, at(2))])
+    lease = timedelta(minutes=5)
+    first = store.claim_due(now=at(10), worker="w", lease=lease, limit=2)
+    assert [s.id for s in first] == ["r1.1", "r2.0"]
+    assert [s.id for s in store.claim_due(now=at(10), worker="w", lease=lease, limit=2)] == ["r1.0"]
+
+
+def test_release_claims_makes_a_workers_steps_due_again(store: SQLiteStore) -> None:
+    make_run(store, "r1", [(StepState.PENDING, at(0)), (StepState.PENDING, at(0))])
+    lease = timedelta(hours=1)
+    assert len(store.claim_due(now=at(1), worker="w1", lease=lease, limit=10)) == 2
+    assert store.release_claims("w2") == 0
+    assert store.release_claims("w1") == 2
+    assert [s.state for s in store.run_steps("r1")] == [StepState.PENDING, StepState.PENDING]
+    assert len(store.claim_due(now=at(1), worker="w2", lease=lease, limit=10)) == 2
+
+
+def test_a_run_key_is_unique_while_active_and_cancel_closes_its_steps(store: SQLiteStore) -> None:
+    assert make_run(store, "r1", [(StepState.PENDING, at(5))], key="cart:1") == "r1"
+    created = store.create_run(
+        run_id="r2",
+        key="cart:1",
+        flow="test",
+        plan={},
+        recipient_id="ann",
+        now=T0,
+        steps=[(StepState.PENDING, at(5))],
+    )
+    assert created == ("r1", False)
+    assert store.cancel_runs(now=at(1), key="cart:1", reason="canceled: cart:1") == 1
+    assert [s.state for s in store.run_steps("r1")] == [StepState.CANCELED]
+    run = store.get_run("r1")
+    assert run is not None
+    assert (run["state"], run["detail"]) == ("canceled", "canceled: cart:1")
+    assert store.claim_due(now=at(10), worker="w", lease=timedelta(minutes=1), limit=5) == []
+    assert make_run(store, "r3", [(StepState.PENDING, at(5))], key="cart:1") == "r3"
+
+
+def test_claim_due_from_two_stores_on_one_file_claims_each_step_once(path: Path) -> None:
+    """Four threads on two store objects (two connections) race for 200 due steps."""
+    setup = SQLiteStore(path)
+    expected: list[str] = []
+    for run in range(50):
+        make_run(setup, f"r{run:02d}", [(StepState.PENDING, at(0))] * 4)
+        expected += [f"r{run:02d}.{index}" for index in range(4)]
+    setup.close()
+    stores = [SQLiteStore(path), SQLiteStore(path)]
+    claimed: list[list[str]] = [[] for _ in range(4)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def worker(number: int) -> None:
+        store = stores[number % 2]
+        try:
+            barrier.wait(timeout=30)
+            while True:
+                steps = store.claim_due(
+                    now=at(1), worker=f"w{number}", lease=timedelta(hours=1), limit=3
+                )
+                if not steps:
+                    return
+                claimed[number] += [s.id for s in steps]
+                for step in steps:
+                    store.update_step(step.id, StepState.SENT, now=at(1))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for store in stores:
+        store.close()
+    assert not errors
+    every = [step for steps in claimed for step in steps]
+    assert sorted(every) == sorted(expected)
+    assert len(set(every)) == 200
+    assert sum(1 for steps in claimed if steps) >= 2  # both stores took part
+    assert {r["state"] for r in raw_rows(path, "steps")} == {"sent"}
+    assert {r["state"] for r in raw_rows(path, "runs")} == {"done"}
+
+
+def open_together(path: Path, count: int = 4) -> tuple[list[int], list[BaseException]]:
+    """Open ``count`` stores on ``path`` from as many threads at once; their versions, errors."""
+    stores = [SQLiteStore(path) for _ in range(count)]
+    versions: list[int] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def open_it(store: SQLiteStore) -> None:
+        try:
+            barrier.wait(timeout=30)
+            versions.append(store.schema_version)
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for store in stores:
+        store.close()
+    return versions, errors
+
+
+def test_several_stores_opening_a_new_file_at_once(tmp_path: Path) -> None:
+    """Processes started together on a new file (WAL switch, migration) all get going.
+
+    Switching a file to WAL mode does not wait for other connections' locks, so this used to
+    fail with "database is locked" now and then; twenty fresh files make that likely.
+    """
+    for attempt in range(20):
+        path = tmp_path / f"fresh-{attempt}.db"
+        versions, errors = open_together(path)
+        assert errors == []
+        assert versions == [1, 1, 1, 1]
+        journal = sqlite3.connect(path)
+        assert journal.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        journal.close()
+
+
+# -- provider health ---------------------------------------------------------------------------
+
+
+def test_provider_health_benches_after_the_threshold_and_rests(store: SQLiteStore) -> None:
+    kwargs = {"threshold": 2, "cooldown": timedelta(minutes=1)}
+    store.record_health("a", False, now=at(0), **kwargs)  # type: ignore[arg-type]
+    assert store.unhealthy(["a", "b"], now=at(0)) == set()
+    store.record_health("a", False, now=at(0), **kwargs)  # type: ignore[arg-type]
+    assert store.unhealthy(["a", "b"], now=at(0.5)) == {"a"}
+    assert store.unhealthy(["b"], now=at(0.5)) == set()
+    assert store.unhealthy([], now=at(0.5)) == set()
+    assert store.unhealthy(["a"], now=at(1)) == set()  # probed again
+    store.record_health("a", False, now=at(1), **kwargs)  # type: ignore[arg-type]
+    assert store.unhealthy(["a"], now=at(1.5)) == {"a"}  # the probe failed: rests again
+    store.record_health("a", True, now=at(3), **kwargs)  # type: ignore[arg-type]
+    store.record_health("a", False, now=at(3), **kwargs)  # type: ignore[arg-type]
+    assert store.unhealthy(["a"], now=at(3)) == set()  # a success reset the count
+
+
+# -- the customer view -------------------------------------------------------------------------
+
+
+def test_history_is_one_timeline_oldest_first(store: SQLiteStore) -> None:
+    store.put_profile(ANN, now=T0)
+    save(store, sent("m1"), minutes=0)
+    # Callbacks arrive out of order; the history follows when they happened.
+    store.ingest(status(DeliveryStatus.DELIVERED, occurred=at(2)), now=at(4))
+    store.ingest(status(DeliveryStatus.SENT, occurred=at(1)), now=at(4))
+    store.ingest(event(EventType.OPENED, event_id="o1", occurred=at(3)), now=at(4))
+    reply = InboundMessage(
+        provider="text",
+        channel=Channel.SMS,
+        sender="+48600700800",
+        text="thanks",
+        received_at=at(5),
+    )
+    store.save_inbound(reply, now=at(5), recipient_id="ann")
+    store.record_business_event("ann", "purchase", {}, now=at(6))
+    save(store, failed("m2"), minutes=7)
+    save(store, sent("other", pmid="p-x"), minutes=1, recipient_id="bob")
+    history = store.history("ann")
+    assert [(h.kind, h.at) for h in history] == [
+        ("message", at(0)),
+        ("status", at(1)),
+        ("status", at(2)),
+        ("event", at(3)),
+        ("inbound", at(5)),
+        ("business_event", at(6)),
+        ("message", at(7)),
+    ]
+    message, sent_status, delivered, opened, inbound, purchase, refused = history
+    assert (message.message_id, message.status, message.channel, message.provider) == (
+        "m1",
+        DeliveryStatus.ACCEPTED,
+        Channel.EMAIL,
+        "mail",
+    )
+    assert (sent_status.status, delivered.status) == (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+    assert (opened.event, opened.message_id) == (EventType.OPENED, "m1")
+    assert (inbound.channel, inbound.text, inbound.event) == (
+        Channel.SMS,
+        "thanks",
+        EventType.INBOUND,
+    )
+    assert purchase.text == "purchase"
+    assert (refused.status, refused.reason) == (DeliveryStatus.REJECTED, "invalid_recipient")
+    assert store.history("nobody") == []
+
+
+def build_report_data(store: Store) -> None:
+    # email, marketing: sent, delivered, opened and clicked.
+    save(store, sent("e1", pmid="1"), minutes=0)
+    store.ingest(status(DeliveryStatus.DELIVERED, pmid="1"), now=at(1))
+    store.ingest(event(EventType.OPENED, pmid="1", event_id="o"), now=at(1))
+    store.ingest(event(EventType.CLICKED, pmid="1", event_id="c"), now=at(1))
+    # email, marketing: sent, then bounced.
+    save(store, sent("e2", pmid="2"), minutes=0)
+    bounce = status(DeliveryStatus.UNDELIVERABLE, pmid="2", reason=Reason.UNKNOWN_RECIPIENT)
+    store.ingest(bounce, now=at(1))
+    # sms, otp: accepted and delivered by another provider; one refused at send.
+    save(
+        store,
+        sent("s1", pmid="3", provider="text", channel=Channel.SMS, address="+48600700800"),
+        category="otp",
+    )
+    store.ingest(status(DeliveryStatus.DELIVERED, pmid="3", provider="text"), now=at(1))
+    save(store, failed("s2"), category="otp")
+    # nothing sent: a skip and an ambiguous timeout (no channel).
+    save(store, skipped("k1"))
+    unknown = failed("u1", category=ErrorCategory.AMBIGUOUS_TIMEOUT, status=DeliveryStatus.UNKNOWN)
+    save(store, unknown)
+    # outside the period
+    save(store, sent("old", pmid="4"), minutes=-60)
+    save(store, sent("late", pmid="5"), minutes=60)
+
+
+def test_report_by_channel(store: SQLiteStore) -> None:
+    build_report_data(store)
+    report = store.report(since=at(0), until=at(60), by="channel")
+    assert report.by == "channel"
+    assert [row.key for row in report.rows] == ["email", "sms", None]
+    email = report.row("email")
+    assert (email.messages, email.sent, email.delivered, email.opened, email.clicked) == (
+        2,
+        2,
+        1,
+        1,
+        1,
+    )
+    assert (email.failed, email.failed_after_sent) == (1, 1)
+    assert email.failure_reasons == {"unknown_recipient": 1}
+    assert (email.delivery_rate, email.open_rate, email.click_rate, email.failure_rate) == (
+        0.5,
+        0.5,
+        0.5,
+        0.5,
+    )
+    sms = report.row("sms")
+    assert (sms.messages, sms.sent, sms.delivered, sms.failed, sms.failed_after_sent) == (
+        1,
+        1,
+        1,
+        0,
+        0,
+    )
+    nothing = report.row(None)
+    assert (nothing.messages, nothing.sent, nothing.failed, nothing.skipped, nothing.unknown) == (
+        3,
+        0,
+        1,
+        1,
+        1,
+    )
+    assert nothing.failure_reasons == {"invalid_recipient": 1}
+    assert nothing.delivery_rate is None
+    total = report.total
+    assert (total.key, total.messages, total.sent, total.delivered, total.failed) == (
+        None,
+        6,
+        3,
+        2,
+        2,
+    )
+    assert total.failure_reasons == {"unknown_recipient": 1, "invalid_recipient": 1}
+    assert report.row("push").messages == 0
+
+
+def test_report_by_provider_and_category(store: SQLiteStore) -> None:
+    build_report_data(store)
+    by_provider = store.report(since=at(0), until=at(60), by="provider")
+    assert [row.key for row in by_provider.rows] == ["mail", "text", None]
+    assert by_provider.row("text").delivered == 1
+    by_category = store.report(since=at(0), until=at(60), by="category")
+    assert [row.key for row in by_category.rows] == ["marketing", "otp"]
+    assert by_category.row("marketing").messages == 4
+    assert by_category.row("otp").failure_reasons == {"invalid_recipient": 1}
+    everything = store.report(since=at(-60), until=at(61), by="flow")
+    assert everything.total.messages == 8
+    with pytest.raises(ValueError, match="by must be"):
+        store.report(since=at(0), until=at(60), by="address; DROP TABLE messages")
+
+
+def test_forget_erases_a_person_but_keeps_their_opt_out(store: SQLiteStore, path: Path) -> None:
+    """After forget, neither address appears anywhere; the suppression still answers."""
+    store.put_profile(ANN, now=T0)
+    save(store, sent("m1"), minutes=0)
+    store.ingest(status(DeliveryStatus.DELIVERED, recipient="ann@example.com"), now=at(1))
+    reply = InboundMessage(
+        provider="text", channel=Channel.SMS, sender="+48600700800", text="STOP", received_at=at(2)
+    )
+    store.save_inbound(reply, now=at(2), recipient_id="ann")
+    store.suppress(Channel.SMS, "+48600700800", "inbound STOP", now=at(2))
+    store.mark_invalid(Channel.PUSH, "tok-A", "token_unregistered", now=at(2))
+    store.record_business_event("ann", "purchase", {"order": 1}, now=at(3))
+    store.put_idempotent("order-1", sent("m1"), expires_at=at(3600))
+    make_run(store, "r1", [(StepState.PENDING, at(60))])
+    save(store, sent("bob-1", pmid="p-b", address="bob@example.com"), recipient_id="bob")
+
+    counts = store.forget("ann")
+    assert counts["messages"] == 1
+    assert counts["events"] == 1
+    assert counts["inbound"] == 1
+    assert counts["business_events"] == 1
+    assert counts["runs"] == 1
+    assert counts["profiles"] == 1
+    assert counts["contacts"] == 6  # email, sms, whatsapp, two push tokens, telegram
+
+    for needle in ("ann@example.com", "+48600700800", "tok-A", "tok-B", "chat-4242"):
+        assert mentions(path, needle) == [], needle
+    [row] = raw_rows(path, "suppressions")
+    assert row["address"] is None
+    assert store.blocked(Channel.SMS, "+48600700800") == "suppressed: inbound STOP"
+    assert store.history("ann") == []
+    assert store.get_profile("ann") is None
+    assert store.get_message("bob-1") is not None  # another person's data stays
+    assert store.forget("ann") == dict.fromkeys(counts, 0)
+
+
+def test_forget_also_erases_contact_points_dropped_from_the_profile(
+    store: SQLiteStore, path: Path
+) -> None:
+    """An invalid address the profile no longer lists still belongs to the person."""
+    store.put_profile(ANN, now=T0)
+    store.mark_invalid(Channel.EMAIL, "ann@example.com", "hard_bounce", now=at(1))
+    store.suppress(Channel.EMAIL, "ann@example.com", "complained", now=at(1))
+    # The profile is saved again without the dead address (as profiles.opt_out does).
+    profile = store.get_profile("ann")
+    assert profile is not None
+    store.put_profile(profile, now=at(2))
+    assert store.find_profile(Channel.EMAIL, "ann@example.com") == "ann"
+    store.forget("ann")
+    assert mentions(path, "ann@example.com") == []
+    assert store.blocked(Channel.EMAIL, "ann@example.com") == "suppressed: complained"
+
+
+def test_prune_deletes_old_records_only(store: SQLiteStore, path: Path) -> None:
+    day = timedelta(days=1)
+    save(store, sent("old", pmid="1"), minutes=0)
+    store.ingest(status(DeliveryStatus.DELIVERED, pmid="1"), now=at(1))
+    store.begin_message("stuck", now=at(0), recipient_id="ann", category="marketing")
+    store.save_inbound(
+        InboundMessage(provider="text", channel=Channel.SMS, sender="+1", text="x", received_at=T0),
+        now=T0,
+        recipient_id=None,
+    )
+    store.record_business_event("ann", "purchase", {}, now=T0)
+    store.put_idempotent("k-old", sent("old"), expires_at=T0 + day)
+    make_run(store, "done", [(StepState.PENDING, T0)])
+    store.update_step("done.0", StepState.SENT, now=T0)
+    make_run(store, "active", [(StepState.PENDING, T0 + 60 * day)])
+    later = T0 + 40 * day
+    store.save_result(sent("new", pmid="2"), now=later, recipient_id="ann", category="marketing")
+    store.ingest(status(DeliveryStatus.DELIVERED, pmid="2"), now=later)
+
+    removed = store.prune(T0 + 30 * day)
+    # a message, an event, an inbound, a business event, a key, a finished run
+    assert removed == 6
+    assert store.get_message("old") is None
+    assert store.get_message("stuck") is not None  # a pending message is kept (a crash sign)
+    assert store.get_message("new") is not None
+    assert [r["provider_message_id"] for r in raw_rows(path, "events")] == ["2"]
+    assert raw_rows(path, "inbound") == []
+    assert store.get_idempotent("k-old", now=T0) is None
+    assert store.get_run("done") is None
+    assert store.get_run("active") is not None
+    assert store.prune(T0 + 30 * day) == 0
+
+
+# -- the async original ------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_async_store_records_and_applies_events(tmp_path: Path) -> None:
+    store = AsyncSQLiteStore(tmp_path / "async.db")
+    assert isinstance(store, AsyncStore)
+    assert store.schema_version == 1
+    early = await store.ingest(status(DeliveryStatus.DELIVERED, occurred=at(1)), now=at(1))
+    assert early.message_id is None
+    assert (
+        await store.save_result(sent(), now=at(2), recipient_id="ann", category=None)
+        is DeliveryStatus.DELIVERED
+    )
+    duplicate = await store.ingest(status(DeliveryStatus.DELIVERED, occurred=at(1)), now=at(3))
+    assert not duplicate.new
+    await store.put_profile(ANN, now=at(3))
+    await store.suppress(Channel.EMAIL, "ann@example.com", "complained", now=at(3))
+    await store.aclose()
+    reopened = AsyncSQLiteStore(f"sqlite:///{tmp_path / 'async.db'}")
+    stored = await reopened.get_message("m1")
+    assert stored is not None
+    assert stored.delivered_at == at(1)
+    assert await reopened.get_profile("ann") == ANN
+    assert await reopened.blocked(Channel.EMAIL, "ann@example.com") == "suppressed: complained"
+    assert [h.kind for h in await reopened.history("ann")] == ["status", "message"]
+    await reopened.aclose()
+
+
+@pytest.mark.anyio
+async def test_async_store_claims_and_reports(tmp_path: Path) -> None:
+    store = AsyncSQLiteStore(tmp_path / "async.db")
+    await store.create_run(
+        run_id="r1",
+        key=None,
+        flow="f",
+        plan={},
+        recipient_id=None,
+        now=T0,
+        steps=[(StepState.PENDING, at(0))],
+    )
+    [step] = await store.claim_due(now=at(0), worker="w", lease=timedelta(minutes=1), limit=5)
+    assert step.state is StepState.CLAIMED
+    assert await store.release_claims("w") == 1
+    await store.save_result(sent(), now=at(0), recipient_id=None, category="news", flow="f")
+    report = await store.report(since=at(0), until=at(1), by="flow")
+    assert report.row("f").sent == 1
+    assert await store.prune(at(10)) == 1
+    await store.aclose()
