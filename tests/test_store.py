@@ -503,12 +503,24 @@ def test_a_provider_side_schedule_counts_as_sent(store: SQLiteStore) -> None:
 # -- idempotency -------------------------------------------------------------------------------
 
 
-def test_idempotency_keys_expire(store: SQLiteStore) -> None:
+def test_idempotency_keys_are_claimed_once_and_expire(store: SQLiteStore) -> None:
     result = sent()
+    assert store.claim_idempotent("order-1", now=at(0), expires_at=at(60)) == (True, None)
+    # While the owner sends, others see the key taken but no result.
+    assert store.claim_idempotent("order-1", now=at(1), expires_at=at(61)) == (False, None)
     store.put_idempotent("order-1", result, expires_at=at(60))
-    assert store.get_idempotent("order-1", now=at(59)) == result
-    assert store.get_idempotent("order-1", now=at(60)) is None
-    assert store.get_idempotent("order-2", now=at(0)) is None
+    assert store.claim_idempotent("order-1", now=at(59), expires_at=at(119)) == (False, result)
+    assert store.claim_idempotent("order-1", now=at(60), expires_at=at(120)) == (True, None)
+    assert store.claim_idempotent("order-2", now=at(0), expires_at=at(60)) == (True, None)
+
+
+def test_a_released_key_can_be_claimed_again(store: SQLiteStore) -> None:
+    assert store.claim_idempotent("k", now=at(0), expires_at=at(60)) == (True, None)
+    store.release_idempotent("k")
+    assert store.claim_idempotent("k", now=at(0), expires_at=at(60)) == (True, None)
+    store.put_idempotent("k", sent(), expires_at=at(60))
+    store.release_idempotent("k")  # a finished key is not released
+    assert store.claim_idempotent("k", now=at(1), expires_at=at(61))[0] is False
 
 
 # -- inbound -----------------------------------------------------------------------------------
@@ -908,16 +920,17 @@ def test_report_by_channel(store: SQLiteStore) -> None:
     build_report_data(store)
     report = store.report(since=at(0), until=at(60), by="channel")
     assert report.by == "channel"
-    assert [row.key for row in report.rows] == ["email", "sms", None]
+    # A message nothing accepted counts for the channel it was last tried (or skipped) on.
+    assert [row.key for row in report.rows] == ["email", "sms"]
     email = report.row("email")
     assert (email.messages, email.sent, email.delivered, email.opened, email.clicked) == (
-        2,
+        3,
         2,
         1,
         1,
         1,
     )
-    assert (email.failed, email.failed_after_sent) == (1, 1)
+    assert (email.failed, email.failed_after_sent, email.skipped) == (1, 1, 1)
     assert email.failure_reasons == {"unknown_recipient": 1}
     assert (email.delivery_rate, email.open_rate, email.click_rate, email.failure_rate) == (
         0.5,
@@ -927,22 +940,14 @@ def test_report_by_channel(store: SQLiteStore) -> None:
     )
     sms = report.row("sms")
     assert (sms.messages, sms.sent, sms.delivered, sms.failed, sms.failed_after_sent) == (
-        1,
-        1,
-        1,
-        0,
-        0,
-    )
-    nothing = report.row(None)
-    assert (nothing.messages, nothing.sent, nothing.failed, nothing.skipped, nothing.unknown) == (
         3,
+        1,
+        1,
+        1,
         0,
-        1,
-        1,
-        1,
     )
-    assert nothing.failure_reasons == {"invalid_recipient": 1}
-    assert nothing.delivery_rate is None
+    assert (sms.unknown, sms.failure_reasons) == (1, {"invalid_recipient": 1})
+    assert report.row(None).messages == 0
     total = report.total
     assert (total.key, total.messages, total.sent, total.delivered, total.failed) == (
         None,
@@ -1043,14 +1048,15 @@ def test_prune_deletes_old_records_only(store: SQLiteStore, path: Path) -> None:
     store.ingest(status(DeliveryStatus.DELIVERED, pmid="2"), now=later)
 
     removed = store.prune(T0 + 30 * day)
-    # a message, an event, an inbound, a business event, a key, a finished run
-    assert removed == 6
+    # a message, an event, an inbound, a key, a finished run; Ann's business event stays:
+    # she has an active run, whose until= or cancel_on may still need it
+    assert removed == 5
     assert store.get_message("old") is None
     assert store.get_message("stuck") is not None  # a pending message is kept (a crash sign)
     assert store.get_message("new") is not None
     assert [r["provider_message_id"] for r in raw_rows(path, "events")] == ["2"]
     assert raw_rows(path, "inbound") == []
-    assert store.get_idempotent("k-old", now=T0) is None
+    assert store.claim_idempotent("k-old", now=T0, expires_at=T0 + 90 * day) == (True, None)
     assert store.get_run("done") is None
     assert store.get_run("active") is not None
     assert store.prune(T0 + 30 * day) == 0

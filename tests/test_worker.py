@@ -560,7 +560,7 @@ class Crash(BaseException):
 
 
 class CrashingStore(anysend.SQLiteStore):
-    """A store that "dies" right after its ``after``-th transaction commits."""
+    """A store that "dies" right after its ``after``-th write transaction commits."""
 
     def __init__(self, path: Path, *, after: int | None) -> None:
         super().__init__(path)
@@ -568,9 +568,11 @@ class CrashingStore(anysend.SQLiteStore):
         self.transactions = 0
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with super()._tx() as db:
+    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        with super()._tx(write=write) as db:
             yield db
+        if not write:
+            return  # a crash after a read loses nothing a crash before it does not
         self.transactions += 1
         if self.transactions == self.after:
             raise Crash
@@ -703,3 +705,24 @@ def test_a_crash_between_the_provider_and_the_store(
         assert Counter(log)[key] == 1  # never sent again
         assert in_air["state"] == "unknown"
     assert {s["state"] for s in others} == {"sent"}
+
+
+def test_without_app_the_worker_reads_every_provider_setting_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ANYSEND_<NAME>_<FIELD> settings (secrets included) reach the worker's adapters."""
+    from anysend._worker import _client, add_arguments
+
+    monkeypatch.setenv("ANYSEND_STORE", str(tmp_path / "anysend.db"))
+    monkeypatch.setenv("ANYSEND_PROVIDERS", "webhook://")
+    monkeypatch.setenv("ANYSEND_WEBHOOK_URL", "https://crm.example.com/hook")
+    monkeypatch.setenv("ANYSEND_WEBHOOK_SECRET", "s3cret")
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    client = _client(parser.parse_args([]))
+    with client:
+        webhook = client.providers["webhook"]
+        assert webhook.settings.url == "https://crm.example.com/hook"
+        assert webhook.secrets() == ["s3cret"]

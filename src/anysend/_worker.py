@@ -110,10 +110,12 @@ def _client(args: argparse.Namespace) -> Any:
     store = args.store or os.environ.get("ANYSEND_STORE")
     if not store:
         raise anysend.ConfigurationError("give --store PATH or set ANYSEND_STORE")
-    providers = args.providers or os.environ.get("ANYSEND_PROVIDERS")
-    if not providers:
+    if args.providers:
+        return anysend.Client(args.providers, store=store, templates=args.templates)
+    if not os.environ.get("ANYSEND_PROVIDERS"):
         raise anysend.ConfigurationError("give --providers URLS or set ANYSEND_PROVIDERS")
-    return anysend.Client(providers, store=store, templates=args.templates)
+    # From the environment, with every ANYSEND_<NAME>_<FIELD> setting (secrets included).
+    return anysend.Client.from_env(store=store, templates=args.templates)
 
 
 def run(args: argparse.Namespace) -> int:

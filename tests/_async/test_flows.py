@@ -17,6 +17,7 @@ from anysend import (
     AfterDelivery,
     AsyncClient,
     ConfigurationError,
+    DeliveryStatus,
     Digest,
     ErrorCategory,
     Failed,
@@ -400,3 +401,80 @@ async def test_consent_policy_skips_channels_without_opt_in() -> None:
         )
     assert [a.skip_reason for a in result.attempts][:1] == [SkipReason.NO_CONSENT]
     assert result.provider == "text"
+
+
+async def test_canceling_one_run_drops_its_digest_item_only(world: World) -> None:
+    f = flow(
+        Step(via="email", template="digest", digest=Digest(at=time(18, 0))),
+        name="activity",
+        category="activity",
+    )
+    for what in ("like", "comment", "follow"):
+        await world.client.start(f, to=ANN, data={"what": what}, key=f"k-{what}")
+        await world.tick(timedelta(minutes=10))
+    assert await world.client.cancel("k-like") == 1  # the run that opened the digest
+    await world.tick(timedelta(hours=8))
+    assert [m.text for m in world.email.messages] == ["comment;follow;"]
+
+
+async def test_a_digest_due_in_quiet_hours_waits_for_the_morning() -> None:
+    w = World(quiet_hours=QuietHours(start=time(17, 0), end=time(8, 0)))
+    f = flow(Step(via="email", template="digest", digest=Digest(at=time(18, 0))), name="a")
+    async with w.client:
+        await w.client.start(f, to=ANN, data={"what": "like"})
+        await w.tick(timedelta(0))
+        await w.tick(timedelta(hours=9))  # 18:00 in Warsaw: quiet
+        assert w.email.calls == 0
+        await w.tick(timedelta(hours=13))  # 08:00 the next morning
+        assert w.email.calls == 1
+
+
+async def test_failed_within_gives_up_when_no_failure_comes(world: World) -> None:
+    world.email.then(Script.accept())  # accepted, and the provider never reports again
+    f = flow(
+        Step(via="email", template="hello"),
+        Step(via="sms", template="hello", when=Failed(within=timedelta(days=2))),
+    )
+    run_id = await world.client.start(f, to=ANN, data=DATA)
+    await world.tick(timedelta(0))
+    assert await world.states(run_id) == ["sent", "pending"]
+    await world.tick(timedelta(days=2))
+    assert await world.states(run_id) == ["sent", "skipped"]
+    assert world.sms.calls == 0
+    assert world.client.store is not None
+    run = await world.client.store.get_run(run_id)
+    assert run is not None
+    assert run["state"] == "done"
+
+
+async def test_failed_within_still_fires_on_a_failure_in_time(world: World) -> None:
+    world.email.then(Script.accept(failed=timedelta(hours=3)))
+    f = flow(
+        Step(via="email", template="hello"),
+        Step(via="sms", template="hello", when=Failed(within=timedelta(days=2))),
+    )
+    await world.client.start(f, to=ANN, data=DATA)
+    await world.tick(timedelta(0))
+    await world.tick(timedelta(hours=3))
+    assert world.sms.calls == 1
+
+
+async def test_a_step_that_fails_on_bad_input_counts_as_a_failure(world: World) -> None:
+    f = flow(
+        Step(via="email", template="missing"),
+        Step(via="sms", template="hello", when=Failed()),
+        Step(via="telegram", template="hello", when=NotOpened(within=timedelta(hours=1))),
+    )
+    run_id = await world.client.start(f, to=ANN, data=DATA)
+    await world.tick(timedelta(0))
+    assert await world.states(run_id) == ["failed", "sent", "pending"]
+    assert world.client.store is not None
+    steps = await world.client.store.run_steps(run_id)
+    email = await world.client.store.get_message(steps[0].message_id or "")
+    assert email is not None
+    assert email.status is DeliveryStatus.FAILED
+    await world.tick(timedelta(hours=1))
+    assert await world.states(run_id) == ["failed", "sent", "sent"]
+    run = await world.client.store.get_run(run_id)
+    assert run is not None
+    assert run["state"] == "done"

@@ -51,6 +51,18 @@ if TYPE_CHECKING:
 __all__ = ["AsyncClient"]
 
 _DEFAULT_POLICY = Policy()
+_KEY_WAIT = 30.0  # seconds to wait for another process sending the same idempotency key
+_KEY_POLL = 0.05
+
+
+def _duration(span: timedelta) -> str:
+    """A window in words: ``1 day``, ``7 days``, ``12 hours``, ``90 minutes``."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -169,6 +181,12 @@ class AsyncClient:
         self._idempotency = AsyncIdempotencyCache(ttl=idempotency_ttl, clock=self._clock)
         self._idempotency_ttl = idempotency_ttl
         self._store = open_store(store)
+        self._own_store = self._store is not None and not isinstance(store, AsyncStore)
+        if quiet_hours is not None and self._store is None:
+            raise ConfigurationError(
+                "quiet hours hold messages for later, which needs a store: "
+                f"{type(self).__name__}(..., quiet_hours=..., store='anysend.db')"
+            )
         self._policies = dict(policies or {})
         for name, policy in self._policies.items():
             if not isinstance(policy, Policy):
@@ -247,8 +265,8 @@ class AsyncClient:
             closer = getattr(provider, "aclose", None)
             if callable(closer):
                 await closer()
-        if self._store is not None:
-            await self._store.aclose()
+        if self._store is not None and self._own_store:
+            await self._store.aclose()  # a store given as an object is the caller's to close
 
     def _http_client(self, http2: bool = False) -> httpx.AsyncClient:
         # A client built before os.fork() gets fresh pools in the child: sockets are not
@@ -296,24 +314,51 @@ class AsyncClient:
         if self._closed:
             raise ConfigurationError("the client is closed")
         recipient = await self._resolve(to)
+        profile = isinstance(to, str)
         message_id = uuid.uuid4().hex
         key = message.idempotency_key
         if key is None:
-            return await self._deliver(message_id, message, recipient, via)
+            return await self._deliver(message_id, message, recipient, via, profile=profile)
         store = self._store
-        if store is not None:
-            stored = await store.get_idempotent(key, now=self._clock.now())
-            if stored is not None:
-                return stored.model_copy(update={"idempotent_replay": True})
 
         async def first_send() -> SendResult:
-            result = await self._deliver(message_id, message, recipient, via)
-            if store is not None:
-                expires = self._clock.now() + timedelta(seconds=self._idempotency_ttl)
-                await store.put_idempotent(key, result, expires_at=expires)
+            if store is None:
+                return await self._deliver(message_id, message, recipient, via, profile=profile)
+            replay = await self._claim_key(store, key, message_id)
+            if replay is not None:
+                return replay
+            try:
+                result = await self._deliver(message_id, message, recipient, via, profile=profile)
+            except BaseException:
+                await store.release_idempotent(key)
+                raise
+            expires = self._clock.now() + timedelta(seconds=self._idempotency_ttl)
+            await store.put_idempotent(key, result, expires_at=expires)
             return result
 
         return await self._idempotency.run(key, first_send)
+
+    async def _claim_key(self, store: AsyncStore, key: str, message_id: str) -> SendResult | None:
+        """Claim a key in the store; a result to return instead of sending, or ``None``.
+
+        Another process sending the same key is waited for (up to 30 seconds); if it has
+        not finished by then, the answer is ``unknown``: it may be sending it still.
+        """
+        waited = 0.0
+        while True:
+            now = self._clock.now()
+            expires = now + timedelta(seconds=self._idempotency_ttl)
+            claimed, stored = await store.claim_idempotent(key, now=now, expires_at=expires)
+            if claimed:
+                return None
+            if stored is not None:
+                return stored.model_copy(update={"idempotent_replay": True})
+            if waited >= _KEY_WAIT:
+                return SendResult(
+                    message_id=message_id, status=DeliveryStatus.UNKNOWN, idempotent_replay=True
+                )
+            await self._clock.asleep(_KEY_POLL)
+            waited += _KEY_POLL
 
     async def _resolve(self, to: Recipient | Mapping[str, Any] | str) -> Recipient:
         """The recipient: as given, or the stored profile for an id."""
@@ -338,6 +383,7 @@ class AsyncClient:
         step_id: str | None = None,
         flow: str | None = None,
         schedule: bool = True,
+        profile: bool = False,
     ) -> SendResult:
         """Send and record: the store's guards (schedule, quiet hours, caps), then the send."""
         store = self._store
@@ -356,7 +402,9 @@ class AsyncClient:
             else:
                 later = self._quiet_window(message, recipient)
             if later is not None:
-                return await self._engine().schedule(message, recipient, via, later)
+                return await self._engine().schedule(
+                    message, recipient, via, later, profile=profile
+                )
         capped = await self._capped(message_id, message, recipient, via)
         if capped is not None:
             await store.save_result(
@@ -409,7 +457,7 @@ class AsyncClient:
         chain = self._router.chain(recipient, via)
         channel = chain[0] if chain else Channel.EMAIL
         detail = (
-            f"{count} {message.category} message(s) in the last {policy.cap.per}; "
+            f"{count} {message.category} message(s) in the last {_duration(policy.cap.per)}; "
             f"the cap is {policy.cap.count}"
         )
         attempt = skip(channel, SkipReason.FREQUENCY_CAPPED, detail)
@@ -596,6 +644,11 @@ class AsyncClient:
                     if exc.contact_invalid and store is not None and address.to:
                         await store.mark_invalid(
                             channel, address.to, exc.category.value, now=self._clock.now()
+                        )
+                    elif exc.category is ErrorCategory.OPTED_OUT and store and address.to:
+                        # The provider says the person opted out: never try them here again.
+                        await store.suppress(
+                            channel, address.to, "opted_out", now=self._clock.now()
                         )
                     if (
                         exc.category.scope == "content"

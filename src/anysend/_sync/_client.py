@@ -52,6 +52,18 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 _DEFAULT_POLICY = Policy()
+_KEY_WAIT = 30.0  # seconds to wait for another process sending the same idempotency key
+_KEY_POLL = 0.05
+
+
+def _duration(span: timedelta) -> str:
+    """A window in words: ``1 day``, ``7 days``, ``12 hours``, ``90 minutes``."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -171,6 +183,12 @@ class Client:
         self._idempotency = IdempotencyCache(ttl=idempotency_ttl, clock=self._clock)
         self._idempotency_ttl = idempotency_ttl
         self._store = open_store(store)
+        self._own_store = self._store is not None and not isinstance(store, Store)
+        if quiet_hours is not None and self._store is None:
+            raise ConfigurationError(
+                "quiet hours hold messages for later, which needs a store: "
+                f"{type(self).__name__}(..., quiet_hours=..., store='anysend.db')"
+            )
         self._policies = dict(policies or {})
         for name, policy in self._policies.items():
             if not isinstance(policy, Policy):
@@ -249,8 +267,8 @@ class Client:
             closer = getattr(provider, "close", None)
             if callable(closer):
                 closer()
-        if self._store is not None:
-            self._store.close()
+        if self._store is not None and self._own_store:
+            self._store.close()  # a store given as an object is the caller's to close
 
     def _http_client(self, http2: bool = False) -> httpx.Client:
         # A client built before os.fork() gets fresh pools in the child: sockets are not
@@ -298,24 +316,51 @@ class Client:
         if self._closed:
             raise ConfigurationError("the client is closed")
         recipient = self._resolve(to)
+        profile = isinstance(to, str)
         message_id = uuid.uuid4().hex
         key = message.idempotency_key
         if key is None:
-            return self._deliver(message_id, message, recipient, via)
+            return self._deliver(message_id, message, recipient, via, profile=profile)
         store = self._store
-        if store is not None:
-            stored = store.get_idempotent(key, now=self._clock.now())
-            if stored is not None:
-                return stored.model_copy(update={"idempotent_replay": True})
 
         def first_send() -> SendResult:
-            result = self._deliver(message_id, message, recipient, via)
-            if store is not None:
-                expires = self._clock.now() + timedelta(seconds=self._idempotency_ttl)
-                store.put_idempotent(key, result, expires_at=expires)
+            if store is None:
+                return self._deliver(message_id, message, recipient, via, profile=profile)
+            replay = self._claim_key(store, key, message_id)
+            if replay is not None:
+                return replay
+            try:
+                result = self._deliver(message_id, message, recipient, via, profile=profile)
+            except BaseException:
+                store.release_idempotent(key)
+                raise
+            expires = self._clock.now() + timedelta(seconds=self._idempotency_ttl)
+            store.put_idempotent(key, result, expires_at=expires)
             return result
 
         return self._idempotency.run(key, first_send)
+
+    def _claim_key(self, store: Store, key: str, message_id: str) -> SendResult | None:
+        """Claim a key in the store; a result to return instead of sending, or ``None``.
+
+        Another process sending the same key is waited for (up to 30 seconds); if it has
+        not finished by then, the answer is ``unknown``: it may be sending it still.
+        """
+        waited = 0.0
+        while True:
+            now = self._clock.now()
+            expires = now + timedelta(seconds=self._idempotency_ttl)
+            claimed, stored = store.claim_idempotent(key, now=now, expires_at=expires)
+            if claimed:
+                return None
+            if stored is not None:
+                return stored.model_copy(update={"idempotent_replay": True})
+            if waited >= _KEY_WAIT:
+                return SendResult(
+                    message_id=message_id, status=DeliveryStatus.UNKNOWN, idempotent_replay=True
+                )
+            self._clock.sleep(_KEY_POLL)
+            waited += _KEY_POLL
 
     def _resolve(self, to: Recipient | Mapping[str, Any] | str) -> Recipient:
         """The recipient: as given, or the stored profile for an id."""
@@ -340,6 +385,7 @@ class Client:
         step_id: str | None = None,
         flow: str | None = None,
         schedule: bool = True,
+        profile: bool = False,
     ) -> SendResult:
         """Send and record: the store's guards (schedule, quiet hours, caps), then the send."""
         store = self._store
@@ -358,7 +404,7 @@ class Client:
             else:
                 later = self._quiet_window(message, recipient)
             if later is not None:
-                return self._engine().schedule(message, recipient, via, later)
+                return self._engine().schedule(message, recipient, via, later, profile=profile)
         capped = self._capped(message_id, message, recipient, via)
         if capped is not None:
             store.save_result(
@@ -411,7 +457,7 @@ class Client:
         chain = self._router.chain(recipient, via)
         channel = chain[0] if chain else Channel.EMAIL
         detail = (
-            f"{count} {message.category} message(s) in the last {policy.cap.per}; "
+            f"{count} {message.category} message(s) in the last {_duration(policy.cap.per)}; "
             f"the cap is {policy.cap.count}"
         )
         attempt = skip(channel, SkipReason.FREQUENCY_CAPPED, detail)
@@ -599,6 +645,9 @@ class Client:
                         store.mark_invalid(
                             channel, address.to, exc.category.value, now=self._clock.now()
                         )
+                    elif exc.category is ErrorCategory.OPTED_OUT and store and address.to:
+                        # The provider says the person opted out: never try them here again.
+                        store.suppress(channel, address.to, "opted_out", now=self._clock.now())
                     if (
                         exc.category.scope == "content"
                         and exc.reason is not Reason.OUTSIDE_MESSAGING_WINDOW

@@ -317,6 +317,9 @@ class FlowEngine:
             )
             return
         plan = run["plan"]
+        if step.index == -1:
+            self._run_digest(step, run)
+            return
         if plan["kind"] == "message":
             message = Message.model_validate_json(plan["message"])
             target = self._recipient(run)
@@ -326,14 +329,17 @@ class FlowEngine:
                     step.id, StepState.SKIPPED, now=self._now, detail="the profile is gone"
                 )
                 return
+            later = self._client._quiet_window(message, target)
+            if later is not None:  # a send_at that falls in the recipient's quiet hours
+                self._store.update_step(
+                    step.id, StepState.PENDING, now=self._now, due_at=later, detail="quiet hours"
+                )
+                return
             self._fire(step, run, message, target, plan["via"], flow=None)
             return
         flow = Flow.model_validate(plan["flow"])
         recipient_id = run["recipient_id"]
         created = run["created_at"]
-        if step.index == -1:
-            self._run_digest(step, run, flow)
-            return
         spec = flow.steps[step.index]
         if (
             recipient_id
@@ -386,18 +392,32 @@ class FlowEngine:
                 item={"run": run["id"], "step": step.index, "data": message.data},
                 now=self._now,
             )
-            self._after(run, flow, step.index)
+            # The step waits for its digest (so the run stays active and can be canceled):
+            # it is closed, and the steps after it armed, when the digest goes.
             self._store.update_step(
-                step.id, StepState.SENT, now=self._now, detail=f"added to digest {digest_id}"
+                step.id, StepState.WAITING, now=self._now, detail=f"in digest {digest_id}"
             )
             return
         self._fire(step, run, message, recipient, list(spec.via), flow=flow)
 
-    def _run_digest(self, step: StoredStep, run: dict[str, Any], flow: Flow) -> None:
-        first = step.items[0]
-        source = self._store.get_run(first["run"]) or run
+    def _run_digest(self, step: StoredStep, run: dict[str, Any]) -> None:
+        """Send a digest: one message with the items of every run that is not canceled."""
+        items: list[dict[str, Any]] = []
+        source: dict[str, Any] | None = None
+        for item in step.items:
+            contributor = self._store.get_run(item["run"])
+            if contributor is None or contributor["state"] == "canceled":
+                continue  # that run was canceled (or pruned): its item goes with it
+            items.append(item)
+            source = source or contributor
+        if source is None:
+            self._orphan(step)
+            self._store.update_step(
+                step.id, StepState.SKIPPED, now=self._now, detail="every item's run was canceled"
+            )
+            return
         source_flow = Flow.model_validate(source["plan"]["flow"])
-        spec = source_flow.steps[first["step"]]
+        spec = source_flow.steps[items[0]["step"]]
         recipient = self._recipient(source)
         if recipient is None:
             self._orphan(step)
@@ -405,7 +425,7 @@ class FlowEngine:
                 step.id, StepState.SKIPPED, now=self._now, detail="the profile is gone"
             )
             return
-        data = {"items": [item["data"] for item in step.items], "count": len(step.items)}
+        data = {"items": [item["data"] for item in items], "count": len(items)}
         message = self._message(source_flow, spec, data)
         later = self._client._quiet_window(message, recipient)
         if later is not None:
@@ -413,7 +433,21 @@ class FlowEngine:
                 step.id, StepState.PENDING, now=self._now, due_at=later, detail="quiet hours"
             )
             return
-        self._fire(step, run, message, recipient, list(spec.via), flow=flow)
+        self._fire(step, run, message, recipient, list(spec.via), flow=source_flow)
+        digest = next(s for s in self._store.run_steps(run["id"]) if s.id == step.id)
+        for item in items:
+            contributor = self._store.get_run(item["run"])
+            if contributor is None or contributor["state"] != "active":
+                continue
+            contributor_flow = Flow.model_validate(contributor["plan"]["flow"])
+            self._after(contributor, contributor_flow, item["step"])
+            self._store.update_step(
+                f"{item['run']}.{item['step']}",
+                digest.state,
+                now=self._now,
+                message_id=digest.message_id,
+                detail=f"sent in digest {step.id}",
+            )
 
     @staticmethod
     def _message(flow: Flow, spec: Step, data: Mapping[str, Any]) -> Message:
@@ -541,16 +575,39 @@ class FlowEngine:
                 flow=flow_name,
             )
         store.update_step(step.id, StepState.CLAIMED, now=self._now, message_id=message_id)
-        result = self._client._deliver(
-            message_id,
-            message,
-            recipient,
-            via,
-            run_id=run["id"],
-            step_id=step.id,
-            flow=flow_name,
-            schedule=False,
-        )
+        try:
+            result = self._client._deliver(
+                message_id,
+                message,
+                recipient,
+                via,
+                run_id=run["id"],
+                step_id=step.id,
+                flow=flow_name,
+                schedule=False,
+            )
+        except AnysendError as exc:
+            # Bad input found only now (a template broken since the run started, an address
+            # that no longer validates): nothing was sent. The message ends failed with the
+            # reason, and the steps after it react as to any failure.
+            detail = f"{type(exc).__name__}: {exc}"
+            logger.warning("step %s failed before sending: %s", step.id, detail)
+            failed = SendResult(message_id=message_id, status=DeliveryStatus.FAILED)
+            store.save_result(
+                failed,
+                now=self._now,
+                recipient_id=recipient.id,
+                category=message.category,
+                run_id=run["id"],
+                step_id=step.id,
+                flow=flow_name,
+            )
+            if flow is not None and step.index >= 0:
+                self._after(run, flow, step.index)
+            store.update_step(
+                step.id, StepState.FAILED, now=self._now, message_id=message_id, detail=detail
+            )
+            return
         stored = store.get_message(message_id)
         self._close(step, run, flow, result.status, stored, message_id)
 
@@ -569,7 +626,9 @@ class FlowEngine:
         message_id: str,
     ) -> None:
         if stored is not None and _failed(stored):
-            skipped = all(a.outcome is AttemptOutcome.SKIPPED for a in stored.attempts)
+            skipped = bool(stored.attempts) and all(
+                a.outcome is AttemptOutcome.SKIPPED for a in stored.attempts
+            )
             state = StepState.SKIPPED if skipped else StepState.FAILED
             detail = stored.reason
         elif status is DeliveryStatus.UNKNOWN:
@@ -663,9 +722,9 @@ class FlowEngine:
                 continue
             condition = spec.when
             if stored.state is StepState.PENDING:
-                # A failure makes a "not delivered/read/opened within" step due at once; its
-                # guards are still evaluated when it fires.
-                if isinstance(condition, _WITHIN) and _failed(message):
+                # A failure makes a "not delivered/read/opened within" (or a "failed
+                # within") step due at once; its guards are still evaluated when it fires.
+                if isinstance(condition, (*_WITHIN, Failed)) and _failed(message):
                     due = min(stored.due_at or self._now, self._now + spec.delay)
                     self._store.update_step(stored.id, StepState.PENDING, now=self._now, due_at=due)
                 continue

@@ -62,15 +62,24 @@ class Profiles:
     def upsert(self, recipient: Recipient | Mapping[str, Any]) -> Recipient:
         """Insert or replace a profile (its ``id`` is required); returns it normalised.
 
+        A recipient given without ``preferences`` keeps the preferences already stored, so
+        that syncing profiles from your user table never wipes opt-outs and consents; give
+        ``preferences`` to replace them.
+
         Raises:
             InvalidRecipientError: an address is malformed.
             ConfigurationError: the recipient has no id.
         """
         if not isinstance(recipient, Recipient):
             recipient = Recipient.model_validate(recipient)
-        if not recipient.id:
+        recipient_id = recipient.id
+        if not recipient_id:
             raise ConfigurationError("a profile needs an id")
         recipient = self._normalise(recipient)
+        if "preferences" not in recipient.model_fields_set:
+            stored = self._store.get_profile(recipient_id)
+            if stored is not None:
+                recipient = recipient.model_copy(update={"preferences": stored.preferences})
         self._store.put_profile(recipient, now=self._client._clock.now())
         return recipient
 
@@ -132,6 +141,14 @@ class Profiles:
         self._store.mark_invalid(
             channel, self._address(channel, address), reason, now=self._client._clock.now()
         )
+
+    def mark_valid(self, channel: Channel | str, address: str) -> bool:
+        """Use a contact point marked invalid again (the person fixed their mailbox, say).
+
+        Returns ``False`` if it was not marked invalid.
+        """
+        channel = Channel(channel)
+        return self._store.mark_valid(channel, self._address(channel, address))
 
     def blocked(self, channel: Channel | str, address: str) -> str | None:
         """Why ``address`` is not used (suppressed or invalid), or ``None``."""

@@ -67,8 +67,10 @@ def address_hash(channel: Channel | str, address: str) -> str:
 class Store(ABC):
     """Where a client keeps what must outlive one call (or one process).
 
-    Implement it to keep anysend's records in another database; the contract tests in
-    ``tests/test_store.py`` show what every method must do. Times are aware UTC datetimes.
+    Implement it to keep anysend's records in another database: every method's docstring
+    says what it must do, and ``tests/test_store.py`` shows the SQLite store doing it (a
+    contract kit for other stores comes with the PostgreSQL and Redis stores). Times are
+    aware UTC datetimes.
     """
 
     # -- messages -------------------------------------------------------------------------------
@@ -132,12 +134,23 @@ class Store(ABC):
     # -- idempotency ----------------------------------------------------------------------------
 
     @abstractmethod
-    def get_idempotent(self, key: str, *, now: datetime) -> SendResult | None:
-        """The result stored for an idempotency key that has not expired."""
+    def claim_idempotent(
+        self, key: str, *, now: datetime, expires_at: datetime
+    ) -> tuple[bool, SendResult | None]:
+        """Claim an idempotency key for one send, atomically across processes.
+
+        Returns ``(True, None)`` when this caller owns the key now (it sends, then calls
+        :meth:`put_idempotent` or :meth:`release_idempotent`), ``(False, result)`` when the
+        key's send is done, and ``(False, None)`` while another caller is sending it.
+        """
 
     @abstractmethod
     def put_idempotent(self, key: str, result: SendResult, *, expires_at: datetime) -> None:
-        """Remember a result for an idempotency key."""
+        """Remember the result of a claimed key's send."""
+
+    @abstractmethod
+    def release_idempotent(self, key: str) -> None:
+        """Give up a claimed key whose send raised before it produced a result."""
 
     # -- profiles, contacts, suppressions ------------------------------------------------------
 
@@ -156,6 +169,10 @@ class Store(ABC):
     @abstractmethod
     def mark_invalid(self, channel: Channel, address: str, reason: str, *, now: datetime) -> None:
         """Mark a contact point dead: it is no longer used."""
+
+    @abstractmethod
+    def mark_valid(self, channel: Channel, address: str) -> bool:
+        """Use a contact point again; ``False`` if it was not marked invalid."""
 
     @abstractmethod
     def suppress(self, channel: Channel, address: str, reason: str, *, now: datetime) -> None:
@@ -260,10 +277,6 @@ class Store(ABC):
         """Move a step to ``state`` (and set its due time, message or detail)."""
 
     @abstractmethod
-    def steps_after(self, message_id: str) -> list[StoredStep]:
-        """The open steps of the run that sent ``message_id``, after that step."""
-
-    @abstractmethod
     def add_digest_item(
         self,
         *,
@@ -276,7 +289,8 @@ class Store(ABC):
     ) -> str:
         """Add an item to the recipient's open digest for ``digest_key``.
 
-        When none is open, a digest step due at ``due_at`` is created in run ``run_id``.
+        When none is open, a digest is opened: a run of its own (``plan["kind"] ==
+        "digest"``) with one step due at ``due_at``. ``run_id`` is the contributing run.
         Returns the digest step's id.
         """
 
@@ -452,7 +466,7 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX steps_message ON steps (message_id);
     CREATE TABLE idempotency (
         key TEXT PRIMARY KEY,
-        result TEXT NOT NULL,
+        result TEXT,
         expires_at REAL NOT NULL
     );
     CREATE TABLE provider_health (
@@ -613,15 +627,17 @@ class SQLiteStore(Store):
     @property
     def schema_version(self) -> int:
         """The schema version of the open store."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             row = db.execute("SELECT value FROM anysend_meta WHERE key = 'schema'").fetchone()
             return int(row[0])
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        # Writers take the write lock at once (no deadlock on upgrade); readers do not, so in
+        # WAL mode they never wait for another process's writer.
         with self._lock:
             db = self._connect()
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield db
             except BaseException:
@@ -691,6 +707,13 @@ class SQLiteStore(Store):
                 (a.skip_reason.value for a in reversed(result.attempts) if a.skip_reason), None
             )
         attempts = json.dumps([a.model_dump(mode="json") for a in result.attempts])
+        # A message nothing accepted still counts for the channel and provider that were
+        # tried last, so that reports show failures where they happened.
+        tried = [a for a in result.attempts if a.outcome is not AttemptOutcome.SKIPPED]
+        last = tried[-1] if tried else (result.attempts[-1] if result.attempts else None)
+        channel = result.channel or (last.channel if last else None)
+        provider = result.provider or (last.provider if last else None)
+        address = result.address or (last.address if last else None)
         with self._tx() as db:
             existing = db.execute(
                 "SELECT created_at, recipient_id FROM messages WHERE id = ?",
@@ -706,9 +729,9 @@ class SQLiteStore(Store):
                     result.message_id,
                     recipient_id,
                     category,
-                    result.channel.value if result.channel else None,
-                    result.provider,
-                    result.address,
+                    channel.value if channel else None,
+                    provider,
+                    address,
                     result.status.value,
                     outcome,
                     reason,
@@ -792,7 +815,7 @@ class SQLiteStore(Store):
 
     def get_message(self, message_id: str) -> StoredMessage | None:
         """One message with its attempts, or ``None``."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             row = db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
             if row is None:
                 return None
@@ -908,7 +931,7 @@ class SQLiteStore(Store):
 
     def count_sent(self, recipient_id: str, category: str, since: datetime) -> int:
         """Messages of ``category`` sent (or accepted) to the recipient after ``since``."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             # The window is (since, now]: a message exactly one window old no longer counts.
             row = db.execute(
                 "SELECT COUNT(*) FROM messages WHERE recipient_id = ? AND category = ?"
@@ -919,14 +942,26 @@ class SQLiteStore(Store):
 
     # -- idempotency ----------------------------------------------------------------------------
 
-    def get_idempotent(self, key: str, *, now: datetime) -> SendResult | None:
-        """The result stored for an idempotency key that has not expired."""
+    def claim_idempotent(
+        self, key: str, *, now: datetime, expires_at: datetime
+    ) -> tuple[bool, SendResult | None]:
+        """Claim an idempotency key for one send (see :meth:`Store.claim_idempotent`)."""
         with self._tx() as db:
             row = db.execute(
                 "SELECT result FROM idempotency WHERE key = ? AND expires_at > ?",
                 (key, _ts(now)),
             ).fetchone()
-            return None if row is None else SendResult.model_validate_json(row[0])
+            if row is not None:
+                return False, None if row[0] is None else SendResult.model_validate_json(row[0])
+            db.execute(
+                "INSERT OR REPLACE INTO idempotency VALUES (?, NULL, ?)", (key, _ts(expires_at))
+            )
+            return True, None
+
+    def release_idempotent(self, key: str) -> None:
+        """Give up a claimed key whose send raised."""
+        with self._tx() as db:
+            db.execute("DELETE FROM idempotency WHERE key = ? AND result IS NULL", (key,))
 
     def put_idempotent(self, key: str, result: SendResult, *, expires_at: datetime) -> None:
         """Remember a result for an idempotency key."""
@@ -966,7 +1001,7 @@ class SQLiteStore(Store):
 
     def get_profile(self, recipient_id: str) -> Recipient | None:
         """A profile with its invalid contact points left out, or ``None``."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             row = db.execute("SELECT data FROM profiles WHERE id = ?", (recipient_id,)).fetchone()
             if row is None:
                 return None
@@ -984,14 +1019,18 @@ class SQLiteStore(Store):
         update: dict[str, Any] = {}
         if recipient.email and ("email", recipient.email.lower()) in invalid:
             update["email"] = None
-        if recipient.phone and ("sms", recipient.phone) in invalid:
-            update["phone"] = None
-        push = tuple(t for t in recipient.push if ("push", t.token) not in invalid)
-        if push != recipient.push:
-            update["push"] = push
         chat_ids = {
             c: v for c, v in recipient.chat_ids.items() if (Channel(c).value, v) not in invalid
         }
+        if recipient.phone and ("sms", recipient.phone) in invalid:
+            update["phone"] = None
+            whatsapp = ("whatsapp", recipient.phone)
+            if Channel.WHATSAPP not in recipient.chat_ids and whatsapp not in invalid:
+                # A number dead for SMS may still be on WhatsApp: keep it there.
+                chat_ids[Channel.WHATSAPP] = recipient.phone
+        push = tuple(t for t in recipient.push if ("push", t.token) not in invalid)
+        if push != recipient.push:
+            update["push"] = push
         if chat_ids != recipient.chat_ids:
             update["chat_ids"] = chat_ids
         if recipient.webhook_url and ("webhook", recipient.webhook_url) in invalid:
@@ -1000,7 +1039,7 @@ class SQLiteStore(Store):
 
     def find_profile(self, channel: Channel, address: str) -> str | None:
         """The id of the profile that owns an address on a channel."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             row = db.execute(
                 "SELECT recipient_id FROM contacts WHERE channel = ? AND address = ?",
                 (Channel(channel).value, _normal_address(Channel(channel), address)),
@@ -1016,6 +1055,19 @@ class SQLiteStore(Store):
                 " VALUES (?, ?, ?, ?) ON CONFLICT (channel, address) DO UPDATE SET"
                 " invalid_reason = excluded.invalid_reason, invalid_at = excluded.invalid_at",
                 (channel.value, _normal_address(channel, address), reason, _ts(now)),
+            )
+
+    def mark_valid(self, channel: Channel, address: str) -> bool:
+        """Use a contact point again."""
+        channel = Channel(channel)
+        with self._tx() as db:
+            return (
+                db.execute(
+                    "UPDATE contacts SET invalid_reason = NULL, invalid_at = NULL"
+                    " WHERE channel = ? AND address = ? AND invalid_at IS NOT NULL",
+                    (channel.value, _normal_address(channel, address)),
+                ).rowcount
+                > 0
             )
 
     def suppress(self, channel: Channel, address: str, reason: str, *, now: datetime) -> None:
@@ -1042,7 +1094,7 @@ class SQLiteStore(Store):
         """Why an address must not be used, or ``None``."""
         channel = Channel(channel)
         normal = _normal_address(channel, address)
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             row = db.execute(
                 "SELECT reason FROM suppressions WHERE channel = ? AND address_hash = ?",
                 (channel.value, address_hash(channel, normal)),
@@ -1074,7 +1126,7 @@ class SQLiteStore(Store):
         if not names:
             return False
         marks = ", ".join("?" for _ in names)
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             row = db.execute(
                 f"SELECT 1 FROM business_events WHERE recipient_id = ? AND name IN ({marks})"  # noqa: S608
                 " AND occurred_at >= ? LIMIT 1",
@@ -1126,7 +1178,7 @@ class SQLiteStore(Store):
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """A run as a dict, or ``None``."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             return None
@@ -1157,7 +1209,7 @@ class SQLiteStore(Store):
 
     def run_steps(self, run_id: str) -> list[StoredStep]:
         """The steps of a run, in order."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             rows = db.execute(
                 "SELECT * FROM steps WHERE run_id = ? ORDER BY idx, id", (run_id,)
             ).fetchall()
@@ -1272,21 +1324,6 @@ class SQLiteStore(Store):
                             (_ts(now), row[0]),
                         )
 
-    def steps_after(self, message_id: str) -> list[StoredStep]:
-        """The open steps of the run that sent ``message_id``, after that step."""
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT run_id, idx FROM steps WHERE message_id = ?", (message_id,)
-            ).fetchone()
-            if row is None:
-                return []
-            rows = db.execute(
-                "SELECT * FROM steps WHERE run_id = ? AND idx > ?"
-                " AND state IN ('waiting', 'pending') ORDER BY idx",
-                (row[0], row[1]),
-            ).fetchall()
-        return [self._step(r) for r in rows]
-
     def add_digest_item(
         self,
         *,
@@ -1306,19 +1343,38 @@ class SQLiteStore(Store):
             ).fetchone()
             if row is not None:
                 items = json.loads(row["items"])
+                if any(
+                    (i.get("run"), i.get("step")) == (item.get("run"), item.get("step"))
+                    for i in items
+                ):
+                    return str(row["id"])  # the same step again (a retried claim)
                 items.append(item)
                 db.execute(
                     "UPDATE steps SET items = ?, updated_at = ? WHERE id = ?",
                     (json.dumps(items, default=str), _ts(now), row["id"]),
                 )
                 return str(row["id"])
-            step_id = f"{run_id}.digest.{uuid.uuid4().hex[:8]}"
+            # The digest is a run of its own: canceling one contributing run drops that
+            # run's item when the digest goes, never the digest with everyone else's items.
+            digest_run = uuid.uuid4().hex
+            db.execute(
+                "INSERT INTO runs (id, key, flow, plan, recipient_id, state, created_at)"
+                " VALUES (?, NULL, ?, ?, ?, 'active', ?)",
+                (
+                    digest_run,
+                    f"digest:{digest_key}",
+                    json.dumps({"kind": "digest", "digest_key": digest_key, "opened_by": run_id}),
+                    recipient_id,
+                    _ts(now),
+                ),
+            )
+            step_id = f"{digest_run}.digest"
             db.execute(
                 "INSERT INTO steps (id, run_id, idx, state, due_at, digest_key, recipient_id,"
                 " items, updated_at) VALUES (?, ?, -1, 'pending', ?, ?, ?, ?, ?)",
                 (
                     step_id,
-                    run_id,
+                    digest_run,
                     _ts(due_at),
                     digest_key,
                     recipient_id,
@@ -1330,7 +1386,7 @@ class SQLiteStore(Store):
 
     def next_due(self) -> datetime | None:
         """When the next pending step is due."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             row = db.execute(
                 "SELECT MIN(due_at) FROM steps WHERE state = 'pending'"
                 " UNION ALL SELECT MIN(lease_until) FROM steps WHERE state = 'claimed'"
@@ -1345,7 +1401,7 @@ class SQLiteStore(Store):
         if not names:
             return set()
         marks = ", ".join("?" for _ in names)
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             rows = db.execute(
                 f"SELECT provider FROM provider_health WHERE provider IN ({marks})"  # noqa: S608
                 " AND benched_until > ?",
@@ -1376,7 +1432,7 @@ class SQLiteStore(Store):
     def history(self, recipient_id: str) -> list[HistoryEntry]:
         """One timeline across channels, oldest first."""
         entries: list[tuple[float, int, HistoryEntry]] = []
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             messages = db.execute(
                 "SELECT * FROM messages WHERE recipient_id = ?", (recipient_id,)
             ).fetchall()
@@ -1488,7 +1544,7 @@ class SQLiteStore(Store):
             raise ValueError("by must be 'channel', 'provider', 'category' or 'flow'")
         groups: dict[str | None, dict[str, Any]] = {}
         total: dict[str, Any] = {}
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             rows = db.execute(
                 f"SELECT {by} AS key, outcome, status, reason, accepted, delivered_at,"  # noqa: S608
                 " read_at, opened_at, clicked_at FROM messages"
@@ -1566,7 +1622,7 @@ class SQLiteStore(Store):
             # Remembered results of idempotency keys hold the address and every attempt.
             known = set(ids)
             for key, result in db.execute("SELECT key, result FROM idempotency").fetchall():
-                if json.loads(result).get("message_id") in known:
+                if result is not None and json.loads(result).get("message_id") in known:
                     db.execute("DELETE FROM idempotency WHERE key = ?", (key,))
             db.execute("DELETE FROM messages WHERE recipient_id = ?", (recipient_id,))
             counts["inbound"] = db.execute(
@@ -1609,7 +1665,9 @@ class SQLiteStore(Store):
             old = [
                 r[0]
                 for r in db.execute(
-                    "SELECT id FROM messages WHERE updated_at < ? AND outcome != 'pending'",
+                    "SELECT id FROM messages WHERE updated_at < ? AND outcome != 'pending'"
+                    " AND (run_id IS NULL OR run_id NOT IN"
+                    " (SELECT id FROM runs WHERE state = 'active'))",
                     (cutoff,),
                 ).fetchall()
             ]
@@ -1620,7 +1678,10 @@ class SQLiteStore(Store):
             removed += db.execute("DELETE FROM events WHERE received_at < ?", (cutoff,)).rowcount
             removed += db.execute("DELETE FROM inbound WHERE received_at < ?", (cutoff,)).rowcount
             removed += db.execute(
-                "DELETE FROM business_events WHERE occurred_at < ?", (cutoff,)
+                "DELETE FROM business_events WHERE occurred_at < ? AND recipient_id NOT IN"
+                " (SELECT recipient_id FROM runs WHERE state = 'active'"
+                " AND recipient_id IS NOT NULL)",
+                (cutoff,),
             ).rowcount
             removed += db.execute(
                 "DELETE FROM idempotency WHERE expires_at < ?", (cutoff,)

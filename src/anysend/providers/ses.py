@@ -715,8 +715,9 @@ class SES(Provider):
     def subscribe_url(self, request: WebhookRequest) -> str | None:
         """The URL that confirms a verified ``SubscriptionConfirmation``; ``None`` otherwise.
 
-        The application GETs it to confirm the subscription. anysend never confirms by
-        itself, and only a topic in ``topic_arns`` passes verification.
+        GETting it confirms the subscription: ``client.webhooks.handle`` does so (the
+        adapter and ``client.parse_webhook`` never do), and only a topic in ``topic_arns``
+        passes verification.
 
         Raises:
             WebhookVerificationError: as :meth:`verify_webhook`, or a ``SubscribeURL`` that
