@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs
@@ -81,25 +82,37 @@ class Shop:
     twilio: respx.Route
 
 
-@pytest.fixture
-async def shop() -> AsyncIterator[Shop]:
-    clock = VirtualClock(start=START)
+def adapters(clock: VirtualClock) -> tuple[Mailgun, Twilio]:
+    """Mailgun for email (its replay window on the virtual clock) and Twilio for SMS."""
     mailgun = Mailgun(
         api_key="key-test-3f9a",
         domain="mg.example.com",
         sender="Shop <shop@mg.example.com>",
         webhook_signing_key=SIGNING_KEY,
     )
-    mailgun.now = lambda: clock.now().timestamp()  # the replay window follows the clock
+    mailgun.now = lambda: clock.now().timestamp()
     twilio = Twilio(account_sid=ACCOUNT_SID, auth_token="twilio-token", sender="+15005550006")
+    return mailgun, twilio
+
+
+@contextmanager
+def provider_apis() -> Iterator[tuple[respx.Route, respx.Route]]:
+    """Both providers' send endpoints mocked as they answer an accepted message."""
     with respx.mock(assert_all_called=False) as mock:
         email_route = mock.post(MAILGUN_URL).respond(
             200, json={"id": f"<{MAILGUN_ID}>", "message": "Queued. Thank you."}
         )
         sms_route = mock.post(TWILIO_URL).respond(201, json={"sid": TWILIO_SID, "status": "queued"})
         mock.route(host="shop.example.com").pass_through()
+        yield email_route, sms_route
+
+
+@pytest.fixture
+async def shop() -> AsyncIterator[Shop]:
+    clock = VirtualClock(start=START)
+    with provider_apis() as (email_route, sms_route):
         async with AsyncClient(
-            [mailgun, twilio], templates=TEMPLATES, store=":memory:", clock=clock
+            list(adapters(clock)), templates=TEMPLATES, store=":memory:", clock=clock
         ) as client:
             await client.profiles.upsert(
                 Recipient(id="ann", email="ann@example.net", phone="+48 600 700 800")
@@ -251,42 +264,25 @@ async def test_cancel_by_key_and_unverified_callbacks(shop: Shop) -> None:
 async def test_the_sync_client_behind_the_asgi_app() -> None:
     """The same story with the sync Client: the app runs its webhook handling in a thread."""
     clock = VirtualClock(start=START)
-    mailgun = Mailgun(
-        api_key="key-test-3f9a",
-        domain="mg.example.com",
-        sender="Shop <shop@mg.example.com>",
-        webhook_signing_key=SIGNING_KEY,
-    )
-    mailgun.now = lambda: clock.now().timestamp()
-    twilio = Twilio(account_sid=ACCOUNT_SID, auth_token="twilio-token", sender="+15005550006")
-    with respx.mock(assert_all_called=False) as mock:
-        email_route = mock.post(MAILGUN_URL).respond(
-            200, json={"id": f"<{MAILGUN_ID}>", "message": "Queued. Thank you."}
-        )
-        sms_route = mock.post(TWILIO_URL).respond(201, json={"sid": TWILIO_SID, "status": "queued"})
-        mock.route(host="shop.example.com").pass_through()
-        with Client(
-            [mailgun, twilio], templates=TEMPLATES, store=":memory:", clock=clock
-        ) as client:
-            client.profiles.upsert(
-                Recipient(id="ann", email="ann@example.net", phone="+48600700800")
+    with (
+        provider_apis() as (email_route, sms_route),
+        Client(list(adapters(clock)), templates=TEMPLATES, store=":memory:", clock=clock) as client,
+    ):
+        client.profiles.upsert(Recipient(id="ann", email="ann@example.net", phone="+48600700800"))
+        client.start(BACK_IN_STOCK, to="ann", data={"product": "Boots", "size": "40", "code": "B"})
+        assert client.run_due() == 1
+        assert email_route.call_count == 1
+        transport = httpx.ASGITransport(app=WebhookApp(client, prefix="/hooks"))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://shop.example.com"
+        ) as web:
+            clock.advance(timedelta(days=1))
+            body = mailgun_callback("opened", clock.now(), "evt-sync-open")
+            response = await web.post(
+                "/hooks/mailgun", content=body, headers={"Content-Type": "application/json"}
             )
-            client.start(
-                BACK_IN_STOCK, to="ann", data={"product": "Boots", "size": "40", "code": "B"}
-            )
-            assert client.run_due() == 1
-            assert email_route.call_count == 1
-            transport = httpx.ASGITransport(app=WebhookApp(client, prefix="/hooks"))
-            async with httpx.AsyncClient(
-                transport=transport, base_url="https://shop.example.com"
-            ) as web:
-                clock.advance(timedelta(days=1))
-                body = mailgun_callback("opened", clock.now(), "evt-sync-open")
-                response = await web.post(
-                    "/hooks/mailgun", content=body, headers={"Content-Type": "application/json"}
-                )
-            assert response.status_code == 200
-            clock.advance(timedelta(days=2))
-            assert client.run_due() == 1
-            assert sms_route.call_count == 0
-            assert [h.event for h in client.history("ann") if h.event] == [EventType.OPENED]
+        assert response.status_code == 200
+        clock.advance(timedelta(days=2))
+        assert client.run_due() == 1
+        assert sms_route.call_count == 0
+        assert [h.event for h in client.history("ann") if h.event] == [EventType.OPENED]

@@ -669,6 +669,17 @@ def make_run(
     return created
 
 
+def test_a_renewed_lease_keeps_the_step_from_other_workers(store: SQLiteStore) -> None:
+    make_run(store, "r1", [(StepState.PENDING, at(0))])
+    lease = timedelta(minutes=5)
+    [step] = store.claim_due(now=at(1), worker="w1", lease=lease, limit=10)
+    # Just before its send, the worker renews the lease it took at minute 1.
+    store.update_step(step.id, StepState.CLAIMED, now=at(5), lease_until=at(5) + lease)
+    assert store.claim_due(now=at(7), worker="w2", lease=lease, limit=10) == []
+    [again] = store.claim_due(now=at(10), worker="w2", lease=lease, limit=10)
+    assert again.id == step.id
+
+
 def test_claim_due_takes_due_steps_once_and_again_after_the_lease(store: SQLiteStore) -> None:
     make_run(
         store,

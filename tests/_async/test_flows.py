@@ -478,3 +478,26 @@ async def test_a_step_that_fails_on_bad_input_counts_as_a_failure(world: World) 
     run = await world.client.store.get_run(run_id)
     assert run is not None
     assert run["state"] == "done"
+
+
+async def test_duplicate_and_out_of_order_callbacks_change_nothing_twice(world: World) -> None:
+    # sent, delivered and read all arrive at minute 10, read first, each twice.
+    world.chat.then(Script.accept(sent=60, delivered=120, read=600, duplicate=True, reverse=True))
+    f = flow(
+        Step(via="telegram", template="hello"),
+        Step(via="sms", template="hello", when=NotRead(within=timedelta(minutes=30))),
+    )
+    run_id = await world.client.start(f, to=ANN, data=DATA)
+    await world.tick(timedelta(0))
+    await world.tick(timedelta(minutes=10))
+    assert world.client.store is not None
+    steps = await world.client.store.run_steps(run_id)
+    chat = await world.client.store.get_message(steps[0].message_id or "")
+    assert chat is not None
+    assert chat.status is DeliveryStatus.READ  # "sent" after "read" did not move it back
+    assert chat.delivered_at is not None
+    history = [h for h in await world.client.history("ann") if h.kind == "status"]
+    assert [h.status.value for h in history if h.status] == ["sent", "delivered", "read"]
+    await world.tick(timedelta(minutes=30))
+    assert world.sms.calls == 0
+    assert await world.states(run_id) == ["sent", "skipped"]

@@ -1462,3 +1462,30 @@ def test_send_window_clock_is_the_signing_time() -> None:
     assert second.headers["X-Amz-Date"] == "20261120T080101Z"
     assert first.headers["Authorization"] != second.headers["Authorization"]
     assert (SEND_TIME + timedelta(seconds=61)).strftime("%H%M%S") == "080101"
+
+
+def test_client_webhooks_confirm_a_verified_subscription(respx_mock: respx.MockRouter) -> None:
+    """client.webhooks.handle GETs the SubscribeURL of a verified confirmation, once."""
+    body = signed(fixture("sns_subscription_confirmation.json"))
+    confirm = respx_mock.get(url__startswith="https://sns.us-west-2.amazonaws.com/").mock(
+        return_value=httpx.Response(200, text="<ConfirmSubscriptionResponse/>")
+    )
+    with anysend.Client([make(now=DOC_CONFIRMATION_TIME)], store=":memory:") as client:
+        assert client.webhooks.handle("ses", callback(body)) == []
+    assert confirm.call_count == 1
+    assert confirm.calls.last.request.url.params["Action"] == "ConfirmSubscription"
+
+
+def test_client_webhooks_report_a_confirmation_that_cannot_be_sent(
+    respx_mock: respx.MockRouter,
+) -> None:
+    """A confirmation GET that fails is a verification error: SNS will send it again."""
+    body = signed(fixture("sns_subscription_confirmation.json"))
+    respx_mock.get(url__startswith="https://sns.us-west-2.amazonaws.com/").mock(
+        side_effect=httpx.ConnectError("refused")
+    )
+    with (
+        anysend.Client([make(now=DOC_CONFIRMATION_TIME)], store=":memory:") as client,
+        pytest.raises(WebhookVerificationError, match="could not confirm"),
+    ):
+        client.webhooks.handle("ses", callback(body))

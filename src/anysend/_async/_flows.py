@@ -81,6 +81,18 @@ def _signal(condition: Any, message: StoredMessage) -> bool:
 _WITHIN = (NotDelivered, NotRead, NotOpened, NotClicked)
 
 
+def _unknown(message_id: str, channel: Channel | None, why: str) -> SendResult:
+    """The result of a send a worker died in: the provider may or may not have it."""
+    error = ErrorInfo(category=ErrorCategory.AMBIGUOUS_TIMEOUT, message=why)
+    attempt = Attempt(
+        channel=channel or Channel.EMAIL,
+        provider=None,
+        outcome=AttemptOutcome.FAILED,
+        error=error,
+    )
+    return SendResult(message_id=message_id, status=DeliveryStatus.UNKNOWN, attempts=(attempt,))
+
+
 class AsyncFlowEngine:
     """Runs flows for one client on one store (made by the client on first use)."""
 
@@ -242,21 +254,10 @@ class AsyncFlowEngine:
         stored = await self._store.get_message(message_id)
         if stored is None or stored.status is not DeliveryStatus.PENDING:
             return
-        result = SendResult(
-            message_id=message_id,
-            status=DeliveryStatus.UNKNOWN,
-            attempts=(
-                Attempt(
-                    channel=Channel.EMAIL if stored.channel is None else stored.channel,
-                    provider=None,
-                    outcome=AttemptOutcome.FAILED,
-                    error=ErrorInfo(
-                        category=ErrorCategory.AMBIGUOUS_TIMEOUT,
-                        message="a worker stopped while this message was being sent, "
-                        "and the step did not run again",
-                    ),
-                ),
-            ),
+        result = _unknown(
+            message_id,
+            stored.channel,
+            "a worker stopped while this message was being sent, and the step did not run again",
         )
         await self._store.save_result(
             result,
@@ -520,32 +521,8 @@ class AsyncFlowEngine:
         store = self._store
         message_id = step_message_id(step.id)
         flow_name = flow.name if flow is not None else None
-        existing = await store.get_message(message_id)
-        if existing is not None and existing.status is not DeliveryStatus.PENDING:
-            # Recorded before a crash, but the step was not closed: close it now.
-            await self._close(step, run, flow, existing.status, existing, message_id)
-            return
-        if existing is not None and not self._idempotent(recipient, via):
-            # A worker died while a provider may have been taking this message, and no
-            # provider of the chain takes an idempotency key: never send it blindly again.
-            error = ErrorInfo(
-                category=ErrorCategory.AMBIGUOUS_TIMEOUT,
-                message="a worker stopped while this message was being sent; "
-                "it was not sent again (the provider takes no idempotency key)",
-            )
-            chain = self._client._router.chain(recipient, via)
-            result = SendResult(
-                message_id=message_id,
-                status=DeliveryStatus.UNKNOWN,
-                attempts=(
-                    Attempt(
-                        channel=chain[0] if chain else Channel.EMAIL,
-                        provider=None,
-                        outcome=AttemptOutcome.FAILED,
-                        error=error,
-                    ),
-                ),
-            )
+
+        async def record(result: SendResult) -> None:
             await store.save_result(
                 result,
                 now=self._now,
@@ -555,14 +532,25 @@ class AsyncFlowEngine:
                 step_id=step.id,
                 flow=flow_name,
             )
+
+        existing = await store.get_message(message_id)
+        if existing is not None and existing.status is not DeliveryStatus.PENDING:
+            # Recorded before a crash, but the step was not closed: close it now.
+            await self._close(step, run, flow, existing.status, existing, message_id)
+            return
+        if existing is not None and not self._idempotent(recipient, via):
+            # A worker died while a provider may have been taking this message, and no
+            # provider of the chain takes an idempotency key: never send it blindly again.
+            why = (
+                "a worker stopped while this message was being sent; "
+                "it was not sent again (the provider takes no idempotency key)"
+            )
+            chain = self._client._router.chain(recipient, via)
+            await record(_unknown(message_id, chain[0] if chain else None, why))
             if flow is not None:
                 await self._after(run, flow, step.index)
             await store.update_step(
-                step.id,
-                StepState.UNKNOWN,
-                now=self._now,
-                message_id=message_id,
-                detail=error.message,
+                step.id, StepState.UNKNOWN, now=self._now, message_id=message_id, detail=why
             )
             return
         if existing is None:
@@ -575,7 +563,15 @@ class AsyncFlowEngine:
                 step_id=step.id,
                 flow=flow_name,
             )
-        await store.update_step(step.id, StepState.CLAIMED, now=self._now, message_id=message_id)
+        # The lease is renewed just before the send: a long queue of steps claimed together
+        # never lets another worker take this one while it is being sent.
+        await store.update_step(
+            step.id,
+            StepState.CLAIMED,
+            now=self._now,
+            message_id=message_id,
+            lease_until=self._now + self.lease,
+        )
         try:
             result = await self._client._deliver(
                 message_id,
@@ -593,16 +589,7 @@ class AsyncFlowEngine:
             # reason, and the steps after it react as to any failure.
             detail = f"{type(exc).__name__}: {exc}"
             logger.warning("step %s failed before sending: %s", step.id, detail)
-            failed = SendResult(message_id=message_id, status=DeliveryStatus.FAILED)
-            await store.save_result(
-                failed,
-                now=self._now,
-                recipient_id=recipient.id,
-                category=message.category,
-                run_id=run["id"],
-                step_id=step.id,
-                flow=flow_name,
-            )
+            await record(SendResult(message_id=message_id, status=DeliveryStatus.FAILED))
             if flow is not None and step.index >= 0:
                 await self._after(run, flow, step.index)
             await store.update_step(

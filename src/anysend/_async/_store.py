@@ -276,8 +276,12 @@ class AsyncStore(ABC):
         due_at: datetime | None = None,
         message_id: str | None = None,
         detail: str | None = None,
+        lease_until: datetime | None = None,
     ) -> None:
-        """Move a step to ``state`` (and set its due time, message or detail)."""
+        """Move a step to ``state`` (and set its due time, message, detail or lease).
+
+        ``lease_until`` renews the claim of a ``claimed`` step (just before its send).
+        """
 
     @abstractmethod
     async def add_digest_item(
@@ -1298,6 +1302,7 @@ class AsyncSQLiteStore(AsyncStore):
         due_at: datetime | None = None,
         message_id: str | None = None,
         detail: str | None = None,
+        lease_until: datetime | None = None,
     ) -> None:
         """Move a step to ``state``."""
         with self._tx() as db:
@@ -1305,6 +1310,7 @@ class AsyncSQLiteStore(AsyncStore):
                 "UPDATE steps SET state = ?, due_at = COALESCE(?, due_at),"
                 " message_id = COALESCE(?, message_id), detail = COALESCE(?, detail),"
                 " worker = CASE WHEN ? = 'claimed' THEN worker ELSE NULL END,"
+                " lease_until = COALESCE(?, lease_until),"
                 " updated_at = ? WHERE id = ?",
                 (
                     state.value,
@@ -1312,6 +1318,7 @@ class AsyncSQLiteStore(AsyncStore):
                     message_id,
                     detail,
                     state.value,
+                    _ts(lease_until),
                     _ts(now),
                     step_id,
                 ),

@@ -273,8 +273,12 @@ class Store(ABC):
         due_at: datetime | None = None,
         message_id: str | None = None,
         detail: str | None = None,
+        lease_until: datetime | None = None,
     ) -> None:
-        """Move a step to ``state`` (and set its due time, message or detail)."""
+        """Move a step to ``state`` (and set its due time, message, detail or lease).
+
+        ``lease_until`` renews the claim of a ``claimed`` step (just before its send).
+        """
 
     @abstractmethod
     def add_digest_item(
@@ -1291,6 +1295,7 @@ class SQLiteStore(Store):
         due_at: datetime | None = None,
         message_id: str | None = None,
         detail: str | None = None,
+        lease_until: datetime | None = None,
     ) -> None:
         """Move a step to ``state``."""
         with self._tx() as db:
@@ -1298,6 +1303,7 @@ class SQLiteStore(Store):
                 "UPDATE steps SET state = ?, due_at = COALESCE(?, due_at),"
                 " message_id = COALESCE(?, message_id), detail = COALESCE(?, detail),"
                 " worker = CASE WHEN ? = 'claimed' THEN worker ELSE NULL END,"
+                " lease_until = COALESCE(?, lease_until),"
                 " updated_at = ? WHERE id = ?",
                 (
                     state.value,
@@ -1305,6 +1311,7 @@ class SQLiteStore(Store):
                     message_id,
                     detail,
                     state.value,
+                    _ts(lease_until),
                     _ts(now),
                     step_id,
                 ),
