@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from anysend._async._profiles import AsyncProfiles
     from anysend._async._store import AsyncSQLiteStore, AsyncStore
     from anysend._async._webhooks import AsyncWebhooks
+    from anysend._bulk import BulkResult
     from anysend._clock import Clock, SystemClock
     from anysend._events import DeliveryEvent, InboundMessage, Media, WebhookRequest
     from anysend._exceptions import (
@@ -99,6 +100,7 @@ __all__ = [
     "Attachment",
     "Attempt",
     "AttemptOutcome",
+    "BulkResult",
     "Channel",
     "ChannelLimits",
     "ChatTemplate",
@@ -173,6 +175,7 @@ _EXPORTS: dict[str, str] = {
     "Attachment": "anysend._models",
     "Attempt": "anysend._results",
     "AttemptOutcome": "anysend._results",
+    "BulkResult": "anysend._bulk",
     "Channel": "anysend._models",
     "ChannelLimits": "anysend._routing",
     "ChatTemplate": "anysend._models",

@@ -312,9 +312,12 @@ class Router:
             ProviderError: with category ``payload_too_large``.
         """
         if outbound.channel is Channel.SMS and outbound.text is not None:
+            text = outbound.text
+            if len(text) <= 70 and text.isascii():
+                return  # one segment whatever the encoding: 70 UCS-2 units, 140 septets
             from anysend.sms import segments
 
-            count = segments(outbound.text).count
+            count = segments(text).count
             if count > self.limits.sms_max_segments:
                 raise ProviderError(
                     f"the SMS text takes {count} segments; the limit is "

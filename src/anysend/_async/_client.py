@@ -9,9 +9,9 @@ module only does the I/O: calling adapters, retrying, failing over, recording at
 
 from __future__ import annotations
 
+import logging
 import os
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from anysend._async._flows import AsyncFlowEngine
     from anysend._async._profiles import AsyncProfiles
     from anysend._async._webhooks import AsyncWebhooks
+    from anysend._bulk import BulkResult
     from anysend._records import HistoryEntry, Report
 
 __all__ = ["AsyncClient"]
@@ -315,7 +316,7 @@ class AsyncClient:
             raise ConfigurationError("the client is closed")
         recipient = await self._resolve(to)
         profile = isinstance(to, str)
-        message_id = uuid.uuid4().hex
+        message_id = os.urandom(16).hex()
         key = message.idempotency_key
         if key is None:
             return await self._deliver(message_id, message, recipient, via, profile=profile)
@@ -359,6 +360,46 @@ class AsyncClient:
                 )
             await self._clock.asleep(_KEY_POLL)
             waited += _KEY_POLL
+
+    def send_many(
+        self,
+        items: Iterable[tuple[Message, Recipient | Mapping[str, Any] | str]]
+        | AsyncIterable[tuple[Message, Recipient | Mapping[str, Any] | str]],
+        *,
+        via: Sequence[Channel | str] | Channel | str | None = None,
+        concurrency: int = 50,
+        progress: bool | Callable[[int, int], None] | None = None,
+    ) -> AsyncIterator[BulkResult]:
+        """Send many messages, streaming: results come back as each send finishes.
+
+        Items are read lazily, at most ``concurrency`` sends run at once, and nothing is kept
+        once its result is yielded, so memory stays flat however many items there are. A
+        failure of one item never stops the others: bad input that :meth:`send` would raise
+        comes back as that item's ``error``.
+
+        Example:
+            ```python
+            async for item in client.send_many((welcome, person) for person in people):
+                if not item.ok:
+                    print(item.index, item.error or item.result.error)
+            ```
+
+        Args:
+            items: ``(message, to)`` pairs, from any iterable (or async iterable).
+            via: the channel chain for every item.
+            concurrency: the most sends in flight at once.
+            progress: ``True`` shows a progress bar on standard error (needs
+                ``anysend[cli]``); a callable is called with ``(finished, sent)`` after
+                every item.
+
+        Returns:
+            An iterator of :class:`~anysend.BulkResult`, in completion order (each knows
+            its ``index`` in the input).
+        """
+        from anysend._bulk import AsyncBulk
+
+        bulk = AsyncBulk(self, via=via, concurrency=concurrency, progress=progress)
+        return bulk.run(items)
 
     async def _resolve(self, to: Recipient | Mapping[str, Any] | str) -> Recipient:
         """The recipient: as given, or the stored profile for an id."""
@@ -1018,7 +1059,7 @@ class AsyncClient:
                 attempt.number,
                 attempt.error.category.value,
             )
-        else:
+        elif logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s via %s: %s %s",
                 attempt.channel.value,
@@ -1026,6 +1067,8 @@ class AsyncClient:
                 attempt.outcome.value,
                 attempt.skip_reason.value if attempt.skip_reason else "",
             )
+        if not self._on_attempt and not self._on_invalid_address:
+            return
         hooks = [("on_attempt", hook) for hook in self._on_attempt]
         if attempt.contact_invalid:
             hooks += [("on_invalid_address", hook) for hook in self._on_invalid_address]
@@ -1036,12 +1079,13 @@ class AsyncClient:
                 logger.exception("an %s hook raised; the send goes on", kind)
 
     async def _finish(self, result: SendResult) -> SendResult:
-        logger.info(
-            "message %s: %s%s",
-            result.message_id,
-            result.status.value,
-            f" via {result.channel.value}/{result.provider}" if result.channel else "",
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "message %s: %s%s",
+                result.message_id,
+                result.status.value,
+                f" via {result.channel.value}/{result.provider}" if result.channel else "",
+            )
         for hook in self._on_result:
             try:
                 await hook(result)

@@ -1,0 +1,139 @@
+"""send_many through AsyncClient (tests/_sync is generated from this file)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from anysend import (
+    AsyncClient,
+    BulkResult,
+    Channel,
+    ConfigurationError,
+    ErrorCategory,
+    InvalidRecipientError,
+    Message,
+    Recipient,
+)
+from anysend.testing import MemoryProvider
+
+pytestmark = pytest.mark.anyio
+
+
+async def collect(results: AsyncIterator[BulkResult]) -> list[BulkResult]:
+    collected = []
+    async for result in results:
+        collected.append(result)
+    return collected
+
+
+def sms() -> MemoryProvider:
+    return MemoryProvider(name="sms", channels=frozenset({Channel.SMS}))
+
+
+class Counted:
+    """An item source that counts how many items were taken from it."""
+
+    def __init__(self, count: int, bad: frozenset[int] = frozenset()) -> None:
+        self.count = count
+        self.bad = bad
+        self.taken = 0
+
+    def __iter__(self) -> Iterator[tuple[Message, Any]]:
+        for index in range(self.count):
+            self.taken += 1
+            phone = "not a number" if index in self.bad else f"+4860070{index:04d}"
+            yield Message(text=f"hello {index}"), Recipient(phone=phone)
+
+
+async def test_every_item_comes_back_once() -> None:
+    outbox = sms()
+    async with AsyncClient([outbox]) as client:
+        results = await collect(client.send_many(Counted(300), via="sms", concurrency=7))
+    assert sorted(r.index for r in results) == list(range(300))
+    assert all(r.ok and r.error is None for r in results)
+    assert len(outbox.messages) == 300
+    assert {m.text for m in outbox.messages} == {f"hello {i}" for i in range(300)}
+
+
+async def test_items_are_read_lazily_with_at_most_concurrency_in_flight() -> None:
+    source = Counted(1_000)
+    seen = 0
+    async with AsyncClient([sms()]) as client:
+        async for _ in client.send_many(source, via="sms", concurrency=5):
+            seen += 1
+            assert source.taken - seen <= 5  # never more than 5 items held ahead
+    assert seen == 1_000
+
+
+async def test_one_bad_item_never_stops_the_others() -> None:
+    outbox = sms()
+    outbox.fail(ErrorCategory.UNAVAILABLE, times=1)
+    async with AsyncClient([outbox]) as client:
+        results = {
+            r.index: r
+            async for r in client.send_many(Counted(20, bad=frozenset({3, 11})), via="sms")
+        }
+    assert len(results) == 20
+    for index in (3, 11):
+        assert not results[index].ok
+        assert isinstance(results[index].error, InvalidRecipientError)
+        assert results[index].result is None
+    assert sum(r.ok for r in results.values()) == 18  # the unavailable one was retried
+
+
+async def test_a_failed_send_is_a_result_not_an_error() -> None:
+    outbox = sms()
+    outbox.fail_always(ErrorCategory.QUOTA)
+    async with AsyncClient([outbox]) as client:
+        [item] = await collect(client.send_many(Counted(1), via="sms"))
+    assert not item.ok
+    assert item.error is None
+    assert item.result is not None
+    assert item.result.error is not None
+    assert item.result.error.category is ErrorCategory.QUOTA
+
+
+async def test_progress_callback_sees_every_item() -> None:
+    calls: list[tuple[int, int]] = []
+    async with AsyncClient([sms()]) as client:
+        async for _ in client.send_many(
+            Counted(10, bad=frozenset({0})),
+            via="sms",
+            concurrency=3,
+            progress=lambda finished, sent: calls.append((finished, sent)),
+        ):
+            pass
+    assert [finished for finished, _ in calls] == list(range(1, 11))
+    assert calls[-1] == (10, 9)
+
+
+async def test_stopping_early_sends_no_more_than_what_was_in_flight() -> None:
+    outbox = sms()
+    source = Counted(1_000)
+    async with AsyncClient([outbox]) as client:
+        async for _ in client.send_many(source, via="sms", concurrency=4):
+            break
+    assert source.taken <= 4
+    assert len(outbox.messages) <= 4
+
+
+async def test_concurrency_must_be_positive() -> None:
+    async with AsyncClient([sms()]) as client:
+        with pytest.raises(ConfigurationError, match="concurrency"):
+            client.send_many([], concurrency=0)
+
+
+async def test_bulk_result_ok() -> None:
+    assert not BulkResult(0).ok
+
+
+async def test_a_progress_bar_on_standard_error(capsys: pytest.CaptureFixture[str]) -> None:
+    async with AsyncClient([sms()]) as client:
+        results = await collect(client.send_many(list(Counted(3)), via="sms", progress=True))
+        assert len(results) == 3
+        assert "3/3" in capsys.readouterr().err  # a list has a length: the bar has a total
+        await collect(client.send_many(Counted(2), via="sms", progress=True))
+        assert "2/?" in capsys.readouterr().err
