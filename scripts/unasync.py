@@ -38,6 +38,7 @@ RULES: list[tuple[str, str]] = [
     (r"\basleep\b", "sleep"),
     (r"\baread\b", "read"),
     (r"\bsupports_async\b", "supports_sync"),
+    (r"\bdefault_transport\b", "no_transport"),
     (r"\bAwaitable\[([^\[\]]+)\]", r"\1"),
     (r"\bAwaitable, ", ""),
     (r"``async with``", "``with``"),

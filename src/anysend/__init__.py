@@ -70,6 +70,7 @@ if TYPE_CHECKING:
         QuietHours,
         Recipient,
     )
+    from anysend._ratelimit import RateLimit
     from anysend._records import (
         HistoryEntry,
         Report,
@@ -135,6 +136,7 @@ __all__ = [
     "PushContent",
     "PushTarget",
     "QuietHours",
+    "RateLimit",
     "Reason",
     "Receipt",
     "Recipient",
@@ -210,6 +212,7 @@ _EXPORTS: dict[str, str] = {
     "PushContent": "anysend._models",
     "PushTarget": "anysend._models",
     "QuietHours": "anysend._models",
+    "RateLimit": "anysend._ratelimit",
     "Reason": "anysend._status",
     "Receipt": "anysend._results",
     "Recipient": "anysend._models",

@@ -15,9 +15,10 @@ from anysend import (
     ErrorCategory,
     InvalidRecipientError,
     Message,
+    RateLimit,
     Recipient,
 )
-from anysend.testing import MemoryProvider
+from anysend.testing import MemoryProvider, VirtualClock
 
 pytestmark = pytest.mark.anyio
 
@@ -137,3 +138,30 @@ async def test_a_progress_bar_on_standard_error(capsys: pytest.CaptureFixture[st
         assert "3/3" in capsys.readouterr().err  # a list has a length: the bar has a total
         await collect(client.send_many(Counted(2), via="sms", progress=True))
         assert "2/?" in capsys.readouterr().err
+
+
+async def test_a_rate_limit_spaces_the_sends_of_a_provider() -> None:
+    clock = VirtualClock()
+    outbox = sms()
+    limits = {"sms": RateLimit(per_second=2, burst=1)}
+    async with AsyncClient([outbox], clock=clock, rate_limits=limits) as client:
+        results = await collect(client.send_many(Counted(5), via="sms", concurrency=5))
+    assert all(r.ok for r in results)
+    # One at once, then one every half second: two seconds for five.
+    assert clock.monotonic() == pytest.approx(2.0)
+
+
+async def test_a_retry_after_pauses_every_send_through_the_provider() -> None:
+    clock = VirtualClock()
+    outbox = sms()
+    outbox.fail(ErrorCategory.RATE_LIMITED, times=1, retry_after=30)
+    limits = {"sms": RateLimit(concurrency=10)}
+    async with AsyncClient([outbox], clock=clock, rate_limits=limits) as client:
+        results = await collect(client.send_many(Counted(3), via="sms", concurrency=1))
+    assert all(r.ok for r in results)
+    assert clock.monotonic() >= 30
+
+
+async def test_rate_limits_name_configured_providers() -> None:
+    with pytest.raises(ConfigurationError, match="rate_limits"):
+        AsyncClient([sms()], rate_limits={"twilio": RateLimit(per_second=1)})

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx
 
 from anysend._async._idempotency import AsyncIdempotencyCache
+from anysend._async._ratelimit import AsyncRateLimits
 from anysend._async._store import AsyncStore, open_store
 from anysend._clock import Clock, SystemClock
 from anysend._events import DeliveryEvent, InboundMessage, WebhookRequest
@@ -34,11 +35,13 @@ from anysend._exceptions import (
 from anysend._flows import Flow, Policy, zone_of
 from anysend._logging import logger, register_secrets
 from anysend._models import Channel, Message, OutboundMessage, QuietHours, Recipient
+from anysend._ratelimit import RateLimit
 from anysend._results import Attempt, AttemptOutcome, ErrorInfo, Receipt, SendResult, SkipReason
 from anysend._retry import RetryPolicy
 from anysend._routing import Address, ChannelLimits, Router, final_status, skip
 from anysend._status import DeliveryStatus, Reason
 from anysend._templates import RenderedContent, Templates
+from anysend._transport import AsyncTransport, default_transport, httpx_is_mocked
 from anysend._types import AsyncAttemptHook, AsyncDirectProvider, AsyncResultHook
 from anysend.providers import Provider
 
@@ -107,6 +110,14 @@ class AsyncClient:
         health_threshold: provider-level failures in a row after which a provider is benched
             (skipped while another provider of the channel can serve); needs a store.
         health_cooldown: how long a benched provider rests before it is tried again.
+        rate_limits: per provider name, a :class:`~anysend.RateLimit` (messages per second,
+            requests in flight, per provider or per recipient) over the adapter's published
+            default; ``None`` turns a default off.
+        transport: how HTTP requests go out: ``"auto"`` (aiohttp when ``anysend[fast]`` is
+            installed and no proxy is configured, httpx otherwise), ``"aiohttp"`` or
+            ``"httpx"``. APNs (HTTP/2) and a given ``http_client`` always use httpx, and so
+            does ``"auto"`` while a test mocks httpx (respx, pytest-httpx). The same timeouts
+            and errors apply whichever runs.
 
     A client is a context manager that closes its connections (``async with``).
     An async client belongs to the event loop it is first used in; use one client per loop.
@@ -136,6 +147,8 @@ class AsyncClient:
         default_timezone: str = "UTC",
         health_threshold: int = 5,
         health_cooldown: timedelta = timedelta(minutes=1),
+        rate_limits: Mapping[str, RateLimit | None] | None = None,
+        transport: str = "auto",
     ) -> None:
         if isinstance(providers, str):
             from anysend.providers import from_urls
@@ -170,6 +183,11 @@ class AsyncClient:
         self._base_urls = {name: httpx.URL(url) for name, url in (base_urls or {}).items()}
         self._own_http = http_client is None
         self._http = http_client
+        # A faster transport (aiohttp) when one is available; always None in the sync Client.
+        self._fast: AsyncTransport | None = (
+            default_transport(transport) if http_client is None else None
+        )
+        self._fast_auto = transport == "auto"
         self._http2: httpx.AsyncClient | None = None
         self._http_pid = os.getpid()
         if self._own_http and any(p.http2 for p in providers):
@@ -180,6 +198,8 @@ class AsyncClient:
                     'an adapter needs HTTP/2 (APNs): pip install "anysend[push]"'
                 ) from None
         self._idempotency = AsyncIdempotencyCache(ttl=idempotency_ttl, clock=self._clock)
+        self._rate_limits = AsyncRateLimits(providers, rate_limits, clock=self._clock)
+        self._limited = frozenset(self._rate_limits.limits)
         self._idempotency_ttl = idempotency_ttl
         self._store = open_store(store)
         self._own_store = self._store is not None and not isinstance(store, AsyncStore)
@@ -257,6 +277,8 @@ class AsyncClient:
     async def aclose(self) -> None:
         """Close the HTTP connections the client owns and every adapter's connections."""
         self._closed = True
+        if self._fast is not None:
+            await self._fast.aclose()
         if self._own_http:
             for pool in (self._http, self._http2):
                 if pool is not None:
@@ -761,16 +783,27 @@ class AsyncClient:
         started_at = self._clock.now()
         t0 = self._clock.monotonic()
         try:
-            if provider.is_http():
-                receipt = await self._send_http(provider, outbound)
+            if provider.name in self._limited:
+                # Wait for the provider's rate limit (and free the slot whatever happens).
+                async with self._rate_limits.slot(provider.name, outbound.to):
+                    receipt = await self._send_once(provider, outbound)
             else:
-                receipt = await cast(AsyncDirectProvider, provider).asend(outbound)
+                receipt = await self._send_once(provider, outbound)
         except UnsupportedFeatureError:
             raise
         except Exception as exc:
             if not isinstance(exc, AnysendError):
                 logger.exception("provider %s raised an unexpected error", provider.name)
             error = as_provider_error(exc, provider.name)
+            if (
+                error.category is ErrorCategory.RATE_LIMITED
+                and error.retry_after
+                and provider.name in self._limited
+            ):
+                # The provider says slow down: every send through it waits, not only this one.
+                self._rate_limits.penalize(
+                    provider.name, min(error.retry_after, self._retry.max_retry_after)
+                )
         else:
             attempt = Attempt(
                 channel=outbound.channel,
@@ -790,6 +823,11 @@ class AsyncClient:
         )
         await self._record(attempts, failed)
         raise error
+
+    async def _send_once(self, provider: Provider, outbound: OutboundMessage) -> Receipt:
+        if provider.is_http():
+            return await self._send_http(provider, outbound)
+        return await cast(AsyncDirectProvider, provider).asend(outbound)
 
     async def _send_http(self, provider: Provider, outbound: OutboundMessage) -> Receipt:
         """Drive an HTTP adapter's send flow: send each request it yields, feed it answers."""
@@ -834,6 +872,13 @@ class AsyncClient:
             )
             request.headers["Host"] = request.url.netloc.decode("ascii")
         try:
+            fast = self._fast
+            if (
+                fast is not None
+                and not provider.http2
+                and not (self._fast_auto and httpx_is_mocked())  # respx in a test: use httpx
+            ):
+                return await fast.send(request, timeout=self._timeout)
             return await self._http_client(provider.http2).send(request)
         except _NOT_SENT as exc:
             timeout = isinstance(exc, httpx.TimeoutException)

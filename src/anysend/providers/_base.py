@@ -34,6 +34,7 @@ from anysend._exceptions import (
     WebhookVerificationError,
 )
 from anysend._models import Channel
+from anysend._ratelimit import RateLimit
 
 if TYPE_CHECKING:
     import httpx
@@ -150,6 +151,9 @@ class Provider:
             most; ``GET`` too for providers that can be set to call back with a query
             (Twilio, Plivo, Vonage, SMSAPI). A ``GET`` that is not a callback is a handshake
             (:meth:`handshake`).
+        rate_limit: the rate limit the provider publishes (:class:`~anysend.RateLimit`), which
+            the client keeps to unless its ``rate_limits`` option says otherwise; ``None``
+            when none is published.
 
     Attributes:
         settings: the validated settings.
@@ -163,6 +167,7 @@ class Provider:
     push_kinds: ClassVar[frozenset[str]] = frozenset({"fcm", "apns", "webpush"})
     http2: ClassVar[bool] = False
     webhook_methods: ClassVar[frozenset[str]] = frozenset({"POST"})
+    rate_limit: ClassVar[RateLimit | None] = None
 
     def __init__(self, settings: ProviderSettings | None = None, /, **kwargs: Any) -> None:
         if settings is not None and kwargs:
@@ -239,6 +244,17 @@ class Provider:
         Runs before any network call. Adapters with further limits extend it.
         """
         caps = self.capabilities
+        if not (
+            message.html is not None
+            or message.attachments
+            or message.cc
+            or message.bcc
+            or message.reply_to
+            or message.headers
+            or message.send_at is not None
+            or message.chat_template is not None
+        ):
+            return  # a plain message needs nothing special (the common case, checked fast)
         needs = {
             "html": message.html is not None and message.channel is Channel.EMAIL,
             "attachments": any(not a.inline for a in message.attachments),

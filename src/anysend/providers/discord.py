@@ -50,6 +50,7 @@ import httpx
 from pydantic import SecretStr
 
 from anysend import Channel, ErrorCategory, OutboundMessage, ProviderError, Receipt
+from anysend._ratelimit import RateLimit
 from anysend.providers import (
     Capabilities,
     Provider,
@@ -107,6 +108,9 @@ class Discord(Provider):
     capabilities: ClassVar[Capabilities] = Capabilities(addressless=True)
     Settings: ClassVar[type[ProviderSettings]] = DiscordSettings
     error_codes: ClassVar[dict[int, ErrorCategory]] = ERROR_CODES
+    #: Five requests per two seconds per webhook (Discord staff, discord-api-docs#367; the
+    #: docs give no number and ask clients to read the rate-limit headers): one every 0.4 s.
+    rate_limit: ClassVar[RateLimit | None] = RateLimit(per_second=2.5, burst=1)
     settings: DiscordSettings
 
     def __init__(self, settings: DiscordSettings | None = None, /, **kwargs: Any) -> None:

@@ -92,6 +92,7 @@ from anysend import (
     Reason,
     Receipt,
 )
+from anysend._ratelimit import RateLimit
 from anysend.providers import (
     Capabilities,
     Provider,
@@ -226,6 +227,8 @@ class FCM(Provider):
     Settings: ClassVar[type[ProviderSettings]] = FCMSettings
     default_base_url: ClassVar[str | None] = "https://fcm.googleapis.com"
     push_kinds: ClassVar[frozenset[str]] = frozenset({"fcm"})
+    #: Firebase "FCM throttling and quotas": 600,000 messages a minute per project by default.
+    rate_limit: ClassVar[RateLimit | None] = RateLimit(per_second=10_000, burst=1)
     settings: FCMSettings
     now: Callable[[], float] = time.time
 

@@ -88,6 +88,7 @@ from anysend import (
     WebhookParseError,
     WebhookRequest,
 )
+from anysend._ratelimit import RateLimit
 from anysend.providers import (
     Capabilities,
     Provider,
@@ -235,6 +236,9 @@ class Messenger(Provider):
     default_base_url: ClassVar[str | None] = _meta.GRAPH_BASE_URL
     error_codes: ClassVar[dict[int, ErrorCategory]] = ERROR_CODES
     error_subcodes: ClassVar[dict[int, ErrorCategory]] = ERROR_SUBCODES
+    #: Meta's Messenger Platform rate limits: the Send API takes 300 calls a second per Page
+    #: for text (10 a second for audio or video, which this adapter does not send).
+    rate_limit: ClassVar[RateLimit | None] = RateLimit(per_second=300, burst=1)
     settings: MessengerSettings
 
     # -- sending ------------------------------------------------------------------------------

@@ -97,6 +97,7 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
+from anysend._ratelimit import RateLimit
 from anysend.providers import (
     Capabilities,
     Provider,
@@ -326,6 +327,9 @@ class Plivo(Provider):
     error_messages: ClassVar[dict[str, ErrorCategory]] = ERROR_MESSAGES
     error_statuses: ClassVar[dict[int, ErrorCategory]] = ERROR_STATUSES
     webhook_methods: ClassVar[frozenset[str]] = frozenset({"GET", "POST"})
+    #: Plivo support: messages may be sent at any rate (Plivo queues them per sender), within
+    #: the account's default API concurrency limit of 100 simultaneous requests.
+    rate_limit: ClassVar[RateLimit | None] = RateLimit(concurrency=100)
     settings: PlivoSettings
 
     # -- sending --------------------------------------------------------------------------------

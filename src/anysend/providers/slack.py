@@ -58,6 +58,7 @@ import httpx
 from pydantic import SecretStr
 
 from anysend import Channel, ErrorCategory, OutboundMessage, ProviderError, Receipt
+from anysend._ratelimit import RateLimit
 from anysend.providers import Capabilities, Provider, ProviderSettings, error_from_response
 from anysend.providers.webhook import _redact, _require_url
 
@@ -124,6 +125,9 @@ class Slack(Provider):
     capabilities: ClassVar[Capabilities] = Capabilities(addressless=True)
     Settings: ClassVar[type[ProviderSettings]] = SlackSettings
     error_codes: ClassVar[dict[str, ErrorCategory]] = ERROR_CODES
+    #: Slack's rate-limit page: one message a second per incoming webhook (this adapter's
+    #: one webhook), short bursts tolerated.
+    rate_limit: ClassVar[RateLimit | None] = RateLimit(per_second=1)
     settings: SlackSettings
 
     def __init__(self, settings: SlackSettings | None = None, /, **kwargs: Any) -> None:

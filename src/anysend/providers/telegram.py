@@ -92,6 +92,7 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
+from anysend._ratelimit import RateLimit
 from anysend.providers import (
     Capabilities,
     Provider,
@@ -299,6 +300,11 @@ class Telegram(Provider):
     Settings: ClassVar[type[ProviderSettings]] = TelegramSettings
     default_base_url: ClassVar[str | None] = "https://api.telegram.org"
     error_codes: ClassVar[dict[str, ErrorCategory]] = ERROR_CODES
+    #: Telegram's Bot FAQ ("My bot is hitting limits"): about 30 messages a second in all, and
+    #: no more than one a second in one chat (20 a minute in a group is not modelled).
+    rate_limit: ClassVar[RateLimit | None] = RateLimit(
+        per_second=30, burst=1, also=RateLimit(per_second=1, per="recipient")
+    )
     settings: TelegramSettings
 
     # -- sending ----------------------------------------------------------------------------------

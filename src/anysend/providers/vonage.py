@@ -78,6 +78,7 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
+from anysend._ratelimit import RateLimit
 from anysend.providers import (
     Capabilities,
     Provider,
@@ -301,6 +302,9 @@ class Vonage(Provider):
     url_fields: ClassVar[dict[str, str]] = {"username": "api_key", "password": "api_secret"}
     error_codes: ClassVar[dict[str, ErrorCategory]] = ERROR_CODES
     webhook_methods: ClassVar[frozenset[str]] = frozenset({"GET", "POST"})
+    #: Vonage support, "What is the Throughput Limit for Outbound SMS?": every API key is
+    #: limited to 30 API requests a second by default (status 1, Throttled, beyond).
+    rate_limit: ClassVar[RateLimit | None] = RateLimit(per_second=30, burst=1)
     settings: VonageSettings
     now: Callable[[], float] = time.time
 

@@ -104,6 +104,7 @@ from anysend import (
     WebhookParseError,
     WebhookRequest,
 )
+from anysend._ratelimit import RateLimit
 from anysend.providers import (
     Capabilities,
     Provider,
@@ -312,6 +313,12 @@ class WhatsApp(Provider):
         "username": "phone_number_id",
         "password": "access_token",
     }
+    #: Meta's throughput page: 80 messages a second per business phone number by default
+    #: (inbound included; up to 1,000 after an upgrade, then raise it with ``rate_limits``),
+    #: and the pair rate limit of about one message every 6 s to one user (error 131056).
+    rate_limit: ClassVar[RateLimit | None] = RateLimit(
+        per_second=80, burst=1, also=RateLimit(per_second=1 / 6, per="recipient")
+    )
     settings: WhatsAppSettings
 
     # -- sending ---------------------------------------------------------------------------------
