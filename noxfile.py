@@ -5,6 +5,7 @@ nox -s lint       # ruff, and the generated sync code is up to date
 nox -s types      # mypy strict
 nox -s docs       # mkdocs build --strict
 nox -s unasync    # regenerate src/anysend/_sync and tests/_sync from the async source
+nox -s bench      # the benchmarks (not run by default; prints figures, see docs/performance.md)
 """
 
 from __future__ import annotations
@@ -48,3 +49,11 @@ def docs(session: nox.Session) -> None:
 def unasync(session: nox.Session) -> None:
     session.install("ruff")
     session.run("python", "scripts/unasync.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    # Benchmarks, not tests: they print figures against baselines measured in the same run
+    # (posargs go to benchmarks.run: --only http memory, --quick, --json out.json).
+    session.install(".[fast,cli]", "aiohttp", "apprise", "psutil")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)
