@@ -19,11 +19,16 @@ delivery-status vocabulary::
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 from anysend._version import __version__
 
 if TYPE_CHECKING:
+    from importlib.abc import Loader
+    from importlib.machinery import ModuleSpec
+
     from anysend._async._client import AsyncClient
     from anysend._async._profiles import AsyncProfiles
     from anysend._async._store import AsyncSQLiteStore, AsyncStore
@@ -33,10 +38,12 @@ if TYPE_CHECKING:
     from anysend._events import DeliveryEvent, InboundMessage, Media, WebhookRequest
     from anysend._exceptions import (
         AnysendError,
+        AnysendWarning,
         ConfigurationError,
         ContentError,
         DeliveryError,
         ErrorCategory,
+        InsecureTransportWarning,
         InvalidRecipientError,
         ProviderError,
         TemplateError,
@@ -73,9 +80,13 @@ if TYPE_CHECKING:
     from anysend._ratelimit import RateLimit
     from anysend._records import (
         HistoryEntry,
+        IngestOutcome,
+        PendingMessage,
         Report,
         ReportRow,
+        ResultToSave,
         StepState,
+        StepUpdate,
         StoredMessage,
         StoredStep,
     )
@@ -93,6 +104,7 @@ __all__ = [
     "AfterDelivery",
     "Always",
     "AnysendError",
+    "AnysendWarning",
     "AsyncClient",
     "AsyncProfiles",
     "AsyncSQLiteStore",
@@ -121,6 +133,8 @@ __all__ = [
     "FrequencyCap",
     "HistoryEntry",
     "InboundMessage",
+    "IngestOutcome",
+    "InsecureTransportWarning",
     "InvalidRecipientError",
     "Media",
     "Message",
@@ -129,6 +143,7 @@ __all__ = [
     "NotOpened",
     "NotRead",
     "OutboundMessage",
+    "PendingMessage",
     "Policy",
     "Preferences",
     "Profiles",
@@ -143,12 +158,14 @@ __all__ = [
     "RenderedContent",
     "Report",
     "ReportRow",
+    "ResultToSave",
     "RetryPolicy",
     "SQLiteStore",
     "SendResult",
     "SkipReason",
     "Step",
     "StepState",
+    "StepUpdate",
     "Store",
     "StoredMessage",
     "StoredStep",
@@ -169,6 +186,7 @@ _EXPORTS: dict[str, str] = {
     "AfterDelivery": "anysend._flows",
     "Always": "anysend._flows",
     "AnysendError": "anysend._exceptions",
+    "AnysendWarning": "anysend._exceptions",
     "AsyncClient": "anysend._async._client",
     "AsyncProfiles": "anysend._async._profiles",
     "AsyncSQLiteStore": "anysend._async._store",
@@ -197,6 +215,8 @@ _EXPORTS: dict[str, str] = {
     "FrequencyCap": "anysend._flows",
     "HistoryEntry": "anysend._records",
     "InboundMessage": "anysend._events",
+    "IngestOutcome": "anysend._records",
+    "InsecureTransportWarning": "anysend._exceptions",
     "InvalidRecipientError": "anysend._exceptions",
     "Media": "anysend._events",
     "Message": "anysend._models",
@@ -205,6 +225,7 @@ _EXPORTS: dict[str, str] = {
     "NotOpened": "anysend._flows",
     "NotRead": "anysend._flows",
     "OutboundMessage": "anysend._models",
+    "PendingMessage": "anysend._records",
     "Policy": "anysend._flows",
     "Preferences": "anysend._models",
     "Profiles": "anysend._sync._profiles",
@@ -219,12 +240,14 @@ _EXPORTS: dict[str, str] = {
     "RenderedContent": "anysend._templates",
     "Report": "anysend._records",
     "ReportRow": "anysend._records",
+    "ResultToSave": "anysend._records",
     "RetryPolicy": "anysend._retry",
     "SQLiteStore": "anysend._sync._store",
     "SendResult": "anysend._results",
     "SkipReason": "anysend._results",
     "Step": "anysend._flows",
     "StepState": "anysend._records",
+    "StepUpdate": "anysend._records",
     "Store": "anysend._sync._store",
     "StoredMessage": "anysend._records",
     "StoredStep": "anysend._records",
@@ -239,11 +262,84 @@ _EXPORTS: dict[str, str] = {
 }
 
 
+class _HttpxCLIDeferrer:
+    """Keeps httpx's ``__init__`` from importing its command line (``httpx._main``).
+
+    httpx imports ``httpx._main`` on ``import httpx``, and with it click, pygments and rich
+    whenever they happen to be installed: about 40 % of ``import httpx``, for a command line
+    a library never runs. This one-shot import hook answers that one import, made while httpx
+    initialises, with a stand-in whose ``main`` imports the real command line when called. It
+    then leaves ``sys.modules`` and ``httpx`` as if ``httpx._main`` had never been imported,
+    so an explicit ``import httpx._main`` later still loads the real module. The hook removes
+    itself after that first look-up; if httpx was imported before anysend, it is not
+    installed at all.
+    """
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> ModuleSpec | None:
+        if fullname != "httpx._main":
+            return None
+        # A new list rather than remove(): an import running in another thread may be
+        # iterating the current one.
+        sys.meta_path = [finder for finder in sys.meta_path if finder is not self]
+        parent = sys.modules.get("httpx")
+        if not getattr(getattr(parent, "__spec__", None), "_initializing", False):
+            return None  # imported on purpose, not by httpx's __init__: the real module
+        from importlib.machinery import ModuleSpec
+
+        return ModuleSpec(fullname, cast("Loader", self))
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        return _HttpxCLIStandIn(spec.name)
+
+    def exec_module(self, module: ModuleType) -> None:
+        pass
+
+
+def _httpx_main(*args: Any, **kwargs: Any) -> Any:
+    """The command line of httpx (``httpx.main``), imported on first call."""
+    try:
+        from httpx._main import main
+    except ImportError:  # what httpx's own fallback says
+        print(
+            "The httpx command line client could not run because the required "
+            "dependencies were not installed.\nMake sure you've installed "
+            "everything with: pip install 'httpx[cli]'"
+        )
+        sys.exit(1)
+    return main(*args, **kwargs)
+
+
+class _HttpxCLIStandIn(ModuleType):
+    """What httpx's ``from ._main import main`` gets: hands over ``main`` and withdraws."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        parent = sys.modules.get("httpx")
+        if getattr(parent, "_main", None) is self:
+            delattr(parent, "_main")
+        if name == "main":
+            return _httpx_main
+        # Anything else a later httpx may take from there: the real module, after all.
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+if "httpx" not in sys.modules:
+    sys.meta_path.insert(0, _HttpxCLIDeferrer())
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'anysend' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    # __import__ rather than importlib.import_module: ``python -X importtime`` then sees
+    # these imports and everything under them where they happen.
+    __import__(module)
+    value = getattr(sys.modules[module], name)
     globals()[name] = value
     return value
 

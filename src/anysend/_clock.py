@@ -6,7 +6,6 @@ no real time; production uses :class:`SystemClock`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime, timezone
 from typing import Protocol
@@ -47,6 +46,8 @@ class SystemClock:
 
     async def asleep(self, seconds: float) -> None:
         """``await asyncio.sleep(seconds)``."""
+        import asyncio  # here, so that the sync Client never imports asyncio
+
         await asyncio.sleep(seconds)
 
     def __repr__(self) -> str:

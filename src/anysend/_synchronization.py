@@ -8,11 +8,17 @@ The async orchestration in ``anysend._async`` is the source of the sync one in
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 from collections import deque
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio is imported where the async twins first need it (inside a running loop, where it
+# is loaded already), so that the sync Client never imports it.
 
 __all__ = ["AsyncEvent", "AsyncLock", "AsyncSemaphore", "Event", "Lock", "Semaphore"]
 
@@ -25,6 +31,8 @@ class AsyncLock:
 
     async def __aenter__(self) -> None:
         if self._lock is None:
+            import asyncio
+
             self._lock = asyncio.Lock()
         await self._lock.acquire()
 
@@ -64,6 +72,8 @@ class AsyncEvent:
 
     def _get(self) -> asyncio.Event:
         if self._event is None:
+            import asyncio
+
             self._event = asyncio.Event()
         return self._event
 
@@ -111,6 +121,8 @@ class AsyncSemaphore:
         if self._value > 0 and not self._waiters:
             self._value -= 1
             return
+        import asyncio
+
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
