@@ -10,8 +10,21 @@ def test_every_error_derives_from_the_root() -> None:
     """Catching AnysendError catches every anysend error."""
     for name in anysend.__all__:
         obj = getattr(anysend, name)
-        if isinstance(obj, type) and issubclass(obj, Exception):
+        if isinstance(obj, type) and issubclass(obj, Exception) and not issubclass(obj, Warning):
             assert issubclass(obj, anysend.AnysendError), name
+
+
+def test_every_warning_derives_from_the_warning_root() -> None:
+    """Filtering AnysendWarning filters every anysend warning (all are UserWarnings)."""
+    warnings = [
+        obj
+        for obj in (getattr(anysend, name) for name in anysend.__all__)
+        if isinstance(obj, type) and issubclass(obj, Warning)
+    ]
+    assert anysend.InsecureTransportWarning in warnings
+    for warning in warnings:
+        assert issubclass(warning, anysend.AnysendWarning)
+        assert issubclass(warning, UserWarning)
 
 
 def test_value_errors_are_value_errors() -> None:

@@ -601,7 +601,10 @@ def test_verify_off_works_and_warns(
     starttls_server: SMTPServer, make_smtp: MakeSMTP, caplog: pytest.LogCaptureFixture
 ) -> None:
     """verify=False sends despite an unknown CA and logs a warning on the anysend logger."""
-    with caplog.at_level(logging.WARNING, logger="anysend"):
+    with (
+        caplog.at_level(logging.WARNING, logger="anysend"),
+        pytest.warns(anysend.InsecureTransportWarning),
+    ):
         adapter = make_smtp(starttls_server, ca_file=None, verify=False)
     assert any(
         r.name == "anysend" and r.levelno == logging.WARNING and "verification is off" in r.message
@@ -614,7 +617,8 @@ def test_verify_off_works_and_warns(
 @pytest.mark.anyio
 async def test_verify_off_works_async(starttls_server: SMTPServer, make_smtp: MakeSMTP) -> None:
     """verify=False on the async path."""
-    adapter = make_smtp(starttls_server, ca_file=None, verify=False)
+    with pytest.warns(anysend.InsecureTransportWarning):
+        adapter = make_smtp(starttls_server, ca_file=None, verify=False)
     try:
         await adapter.asend(outbound())
     finally:

@@ -6,8 +6,15 @@ plus its SMTP envelope: ``From``, ``To`` with the recipient's name, ``Cc``, ``Re
 as ``multipart/alternative``, inline images as ``multipart/related`` parts with a
 ``Content-ID``, files as ``multipart/mixed``. Bcc addresses are envelope recipients only. A
 message with ``unsubscribe_url`` gets ``List-Unsubscribe`` and ``List-Unsubscribe-Post``
-(RFC 8058); a ``marketing`` message without one is refused. CR, LF or NUL in anything that
-becomes a header is refused with :class:`~anysend.ContentError`.
+(RFC 8058); a ``marketing`` message without one is refused.
+
+Header injection: a line break in anything that becomes a header (subject, display name,
+addresses, reply-to, cc, bcc, custom header names and values, attachment file names, content
+types and content ids, tags, metadata) is refused with :class:`~anysend.ContentError` before
+any network call. A line break is CR or LF, and also every other character that
+:meth:`str.splitlines` (and so Python's email parser) ends a line at: VT, FF, FS, GS, RS, NEL,
+U+2028 and U+2029; NUL is refused too. Every email adapter runs :func:`check_header_safety`,
+whether it writes the MIME itself (SMTP, SES raw) or hands fields to an API.
 
 The SMTP adapter sends the result; email APIs that take raw MIME can share it.
 """
@@ -26,7 +33,14 @@ from email.utils import format_datetime, getaddresses, make_msgid
 from anysend._exceptions import ConfigurationError, ContentError, InvalidRecipientError
 from anysend._models import OutboundMessage
 
-__all__ = ["ComposedEmail", "compose_email", "parse_mailbox", "unsafe"]
+__all__ = [
+    "LINE_BREAKS",
+    "ComposedEmail",
+    "check_header_safety",
+    "compose_email",
+    "parse_mailbox",
+    "unsafe",
+]
 
 _HEADER_NAME = re.compile(r"[!-9;-~]+")
 _MIME_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
@@ -49,8 +63,16 @@ _RESERVED_HEADERS = frozenset(
 )
 
 
+#: What may never reach an email header: CR and LF, every other character ``str.splitlines()``
+#: breaks lines at (Python's email parser splits on those: VT, FF, FS, GS, RS, NEL, LINE
+#: SEPARATOR, PARAGRAPH SEPARATOR), and NUL.
+LINE_BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00"
+_LINE_BREAK = re.compile(f"[{re.escape(LINE_BREAKS)}]")
+
+
 def unsafe(value: str) -> bool:
-    return "\r" in value or "\n" in value or "\x00" in value
+    """Whether ``value`` holds a line break (see :data:`LINE_BREAKS`) and so cannot be a header."""
+    return _LINE_BREAK.search(value) is not None
 
 
 class _Policy(EmailPolicy):
@@ -148,12 +170,30 @@ class ComposedEmail:
     smtputf8: bool
 
     def as_bytes(self) -> bytes:
-        """The message as sent after ``DATA`` (CRLF line endings)."""
-        return self.message.as_bytes()
+        """The message as sent after ``DATA`` (CRLF line endings).
+
+        Raises:
+            ContentError: the email library cannot serialise it (a lone surrogate, say).
+        """
+        try:
+            return self.message.as_bytes()
+        except (ValueError, TypeError, HeaderParseError) as exc:
+            raise ContentError(f"the message cannot be written as MIME: {exc}") from exc
 
 
-def _check_header_safety(message: OutboundMessage) -> None:
-    """Refuse CR, LF and NUL in everything that becomes a header (header injection)."""
+def check_header_safety(message: OutboundMessage) -> None:
+    """Refuse a line break (:data:`LINE_BREAKS`) in anything that may become a header.
+
+    Every email adapter calls it before building its request, so user data (a subject from a
+    template, a display name, a file name) can never add a header. The fields: to, sender,
+    subject, the recipient's name, unsubscribe_url, the message id, cc, bcc, reply_to,
+    custom header names and values, attachment file names, content types and content ids,
+    tags and metadata (some providers turn the last two into headers). Custom header names
+    must also be RFC 5322 field names.
+
+    Raises:
+        ContentError: a field holds a line break, or a header name is not a field name.
+    """
     fields: list[tuple[str, str | None]] = [
         ("to", message.to),
         ("sender", message.sender),
@@ -162,8 +202,10 @@ def _check_header_safety(message: OutboundMessage) -> None:
         ("unsubscribe_url", message.unsubscribe_url),
         ("message id", message.id),
     ]
-    for list_field in ("cc", "bcc", "reply_to"):
+    for list_field in ("cc", "bcc", "reply_to", "tags"):
         fields.extend((list_field, value) for value in getattr(message, list_field))
+    for key, item in message.metadata.items():
+        fields.extend([("metadata key", key), (f"metadata {key!r}", item)])
     for header_name, header_value in message.headers.items():
         fields.extend([("header name", header_name), (f"header {header_name!r}", header_value)])
     for attachment in message.attachments:
@@ -175,11 +217,17 @@ def _check_header_safety(message: OutboundMessage) -> None:
             ]
         )
     for field, value in fields:
-        if value is not None and unsafe(value):
-            raise ContentError(f"{field} contains CR, LF or NUL (header injection refused)")
+        if value is not None and (not isinstance(value, str) or unsafe(value)):
+            raise ContentError(f"{field} contains a line break or NUL (header injection refused)")
     for name in message.headers:
         if not _HEADER_NAME.fullmatch(name):
             raise ContentError(f"{name!r} is not a valid header name")
+
+
+def _check_header_safety(message: OutboundMessage) -> None:
+    """Refuse line breaks (:func:`check_header_safety`) and headers anysend writes itself."""
+    check_header_safety(message)
+    for name in message.headers:
         lowered = name.lower()
         if lowered in _RESERVED_HEADERS or lowered.startswith("content-"):
             raise ContentError(f"header {name!r} is set by anysend; use the message's own fields")
@@ -207,9 +255,10 @@ def compose_email(
         adapter: the adapter's name, for error messages.
 
     Raises:
-        ContentError: a header would carry CR or LF, a custom header replaces one the
-            adapter writes, the sender is malformed, or a marketing message has no
-            ``unsubscribe_url``.
+        ContentError: a header would carry a line break or NUL (:func:`check_header_safety`),
+            a custom header replaces one the adapter writes, the sender is malformed, a
+            marketing message has no ``unsubscribe_url``, or the email library cannot write
+            a field.
         InvalidRecipientError: a to, cc or bcc address is malformed.
         ConfigurationError: neither the message nor the settings give a sender.
     """
@@ -228,6 +277,33 @@ def compose_email(
     reply_to = [parse_mailbox(value, "reply_to") for value in message.reply_to]
     smtputf8 = any(m.smtputf8 for m in [sender, to, *cc, *bcc, *reply_to])
 
+    try:
+        email = _build(message, sender, to, cc, reply_to, smtputf8)
+    except (ValueError, TypeError, HeaderParseError) as exc:
+        # The email library refuses what it cannot write (its ValueError must not escape).
+        raise ContentError(f"{adapter} cannot write this message as MIME: {exc}") from exc
+    message_id = str(email["Message-ID"])
+
+    recipients: dict[str, str] = {}
+    for mailbox in [to, *cc, *bcc]:
+        recipients.setdefault(mailbox.envelope.lower(), mailbox.envelope)
+    return ComposedEmail(
+        message=email,
+        mail_from=sender.envelope,
+        rcpt_to=tuple(recipients.values()),
+        message_id=message_id.strip("<>"),
+        smtputf8=smtputf8,
+    )
+
+
+def _build(
+    message: OutboundMessage,
+    sender: _Mailbox,
+    to: _Mailbox,
+    cc: list[_Mailbox],
+    reply_to: list[_Mailbox],
+    smtputf8: bool,
+) -> EmailMessage:
     email = EmailMessage(policy=_POLICY_UTF8 if smtputf8 else _POLICY)
     email["From"] = sender.header
     email["To"] = to.header
@@ -247,17 +323,7 @@ def compose_email(
     for name, value in message.headers.items():
         email[name] = value
     _add_body(email, message)
-
-    recipients: dict[str, str] = {}
-    for mailbox in [to, *cc, *bcc]:
-        recipients.setdefault(mailbox.envelope.lower(), mailbox.envelope)
-    return ComposedEmail(
-        message=email,
-        mail_from=sender.envelope,
-        rcpt_to=tuple(recipients.values()),
-        message_id=message_id.strip("<>"),
-        smtputf8=smtputf8,
-    )
+    return email
 
 
 def _add_body(email: EmailMessage, message: OutboundMessage) -> None:

@@ -13,6 +13,11 @@ Each class says what the caller does next, so an application can catch by intent
     ├── WebhookParseError (also ValueError)       a verified callback could not be understood
     └── DeliveryError                             raise_for_status(): not sent, or unknown
 
+Warnings (``warnings.warn``), one tree under :class:`AnysendWarning` (a ``UserWarning``)::
+
+    AnysendWarning
+    └── InsecureTransportWarning                  TLS certificate checks were turned off
+
 :class:`ProviderError` carries an :class:`ErrorCategory`; the category decides whether the
 client retries the same provider, fails over to the next provider of the channel, or moves on
 to the next channel (see ``docs/concepts/retries.md``).
@@ -21,6 +26,9 @@ to the next channel (see ``docs/concepts/retries.md``).
 from __future__ import annotations
 
 import enum
+import logging
+import warnings
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from anysend._status import Reason
@@ -30,10 +38,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnysendError",
+    "AnysendWarning",
     "ConfigurationError",
     "ContentError",
     "DeliveryError",
     "ErrorCategory",
+    "InsecureTransportWarning",
     "InvalidRecipientError",
     "ProviderError",
     "TemplateError",
@@ -270,3 +280,85 @@ def trim_raw(raw: Any, limit: int = RAW_LIMIT) -> Any:
     if isinstance(raw, str) and len(raw) > limit:
         return raw[:limit] + "…"
     return raw
+
+
+class AnysendWarning(UserWarning):
+    """The root of every warning anysend emits with :func:`warnings.warn`."""
+
+
+class InsecureTransportWarning(AnysendWarning):
+    """TLS certificate verification was turned off (``verify=False``) for a connection.
+
+    The traffic is still encrypted, but anyone on the network path can pretend to be the
+    server and read it, credentials included. Emitted (and logged on the ``anysend`` logger
+    at WARNING) every time such a setting is configured, never per request. Silence it only
+    where that is intended: ``warnings.simplefilter("ignore", anysend.InsecureTransportWarning)``.
+    """
+
+
+def warn_insecure(what: str, *, stacklevel: int = 3) -> None:
+    """Warn (``InsecureTransportWarning``) and log that ``what`` does not verify certificates."""
+    text = (
+        f"TLS certificate verification is off for {what}: the connection is encrypted but "
+        "not authenticated, so anyone on the network path can impersonate the server"
+    )
+    logging.getLogger("anysend").warning("%s", text)
+    warnings.warn(text, InsecureTransportWarning, stacklevel=stacklevel)
+
+
+def warn_if_unverified(verify: object, what: str, *, stacklevel: int = 4) -> None:
+    """:func:`warn_insecure` when ``verify`` turns certificate checks off.
+
+    ``verify`` is ``True`` (checks on), ``False`` (off), or an ``ssl.SSLContext``, which is
+    off when it verifies no certificate or no host name.
+    """
+    if verify is True:
+        return
+    if verify is False:
+        off = True
+    else:
+        import ssl
+
+        off = isinstance(verify, ssl.SSLContext) and (
+            verify.verify_mode == ssl.CERT_NONE or not verify.check_hostname
+        )
+    if off:
+        warn_insecure(what, stacklevel=stacklevel)
+
+
+def redact_secrets(error: ProviderError, secrets: Iterable[str]) -> ProviderError:
+    """``error`` with every value of ``secrets`` in its message and raw response replaced.
+
+    Providers sometimes echo a credential back in an error (a signature error quoting the
+    canonical request, a 401 naming the token it refused); the error then travels into
+    results, stores and logs. Every string in ``raw`` (keys and values, at any depth) is
+    cleaned, so a multi-line private key is found even inside JSON. Values shorter than 6
+    characters are left alone (they would redact ordinary words). Changes ``error`` in place
+    and returns it.
+    """
+    values = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+    if not values:
+        return error
+
+    def clean(text: str) -> str:
+        for value in values:
+            if value in text:
+                text = text.replace(value, "***")
+        return text
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return clean(item)
+        if isinstance(item, dict):
+            return {walk(key): walk(value) for key, value in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(value) for value in item]
+        return item
+
+    message = clean(error.message)
+    if message != error.message:
+        error.message = message
+        error.args = (message, *error.args[1:])
+    if error.raw is not None:
+        error.raw = walk(error.raw)
+    return error

@@ -58,15 +58,54 @@ class Channel(str, enum.Enum):
 
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
-_UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
+#: Replaced by ``_`` in attachment file names: path separators and what Windows forbids, every
+#: control character (C0, DEL, C1 such as NEL), line and paragraph separators, and the
+#: invisible bidirectional controls that make ``invoice\u202efdp.exe`` look like a PDF.
+_UNSAFE_FILENAME = re.compile(
+    '[\x00-\x1f\x7f-\x9f/\\\\:*?"<>|\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]+'
+)
+#: Device names Windows will not open as files, whatever the extension (``con.txt``).
+_RESERVED_FILENAME = re.compile(r"(?i)(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?")
+#: The longest file name most file systems take, in UTF-8 bytes.
+MAX_FILENAME_BYTES = 255
+
+
+def safe_filename(value: str) -> str:
+    """``value`` made safe to show and to save as an attachment's file name.
+
+    Sanitised rather than refused (the file still goes out): path separators, characters
+    Windows forbids and control, line-separator and bidirectional-control characters become
+    ``_``; leading and trailing dots and spaces go (no hidden files, no ``..``); a Windows
+    device name gets a ``_`` in front; a name over :data:`MAX_FILENAME_BYTES` UTF-8 bytes is
+    shortened, keeping its extension. Non-ASCII letters stay: adapters encode them as their
+    protocol needs (RFC 2231 in MIME).
+
+    Raises:
+        ValueError: nothing is left (``".."``, ``"///"``).
+    """
+    cleaned = _UNSAFE_FILENAME.sub("_", value).strip(" .")
+    if _RESERVED_FILENAME.fullmatch(cleaned):
+        cleaned = f"_{cleaned}"
+    if len(cleaned.encode("utf-8")) > MAX_FILENAME_BYTES:
+        stem, dot, extension = cleaned.rpartition(".")
+        if not dot or not stem or len(extension.encode("utf-8")) > 16:
+            stem, extension = cleaned, ""
+        suffix = f".{extension}" if extension else ""
+        room = MAX_FILENAME_BYTES - len(suffix.encode("utf-8"))
+        stem = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(" .")
+        cleaned = f"{stem}{suffix}"
+    if not cleaned or cleaned.startswith("."):
+        raise ValueError("attachment filename is empty after removing unsafe characters")
+    return cleaned
 
 
 class Attachment(BaseModel):
     """A file attached to an email (or sent as media where a channel allows it).
 
     Attributes:
-        filename: the name shown to the recipient; path separators and control
-            characters are replaced.
+        filename: the name shown to the recipient, sanitised: path separators, control
+            and bidirectional-control characters are replaced by ``_``, leading dots
+            removed, over-long names shortened (see :func:`safe_filename`).
         content: the file's bytes (a ``str`` is encoded as UTF-8; use
             :meth:`from_base64` for base64 text).
         content_type: the MIME type; guessed from the file name when left out.
@@ -87,10 +126,7 @@ class Attachment(BaseModel):
     @field_validator("filename")
     @classmethod
     def _safe_filename(cls, value: str) -> str:
-        cleaned = _UNSAFE_FILENAME.sub("_", value).strip(" .")
-        if not cleaned:
-            raise ValueError("attachment filename is empty after removing unsafe characters")
-        return cleaned
+        return safe_filename(value)
 
     @model_validator(mode="after")
     def _defaults(self) -> Attachment:

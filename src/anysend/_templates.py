@@ -35,11 +35,18 @@ Rules:
   folder holding *any* part of the channel supplies *all* of that channel's parts, so one
   channel never mixes languages. Without a locale only the root is used.
 * A channel with no part in any of those folders renders to ``None``.
-* Templates run in :class:`jinja2.sandbox.SandboxedEnvironment` with
-  :class:`jinja2.StrictUndefined`: a missing variable is an error, never an empty string.
-  Only ``.html`` files are autoescaped. Templates are compiled once and cached.
+* Templates run in :class:`jinja2.sandbox.ImmutableSandboxedEnvironment` with a strict
+  undefined: a missing variable is an error, never an empty string (nor ``Undefined`` printed
+  inside a list). The sandbox refuses every attribute that starts with ``_`` (``__class__``,
+  ``__globals__``, ``__subclasses__``, name-mangled privates), function and frame internals,
+  the same through ``|attr``, ``|map(attribute=...)`` and ``str.format``, and any change to the
+  data (``list.append``, ``dict.update``). Data values are only ever printed: a template
+  string found in the data is text, never rendered. Only ``.html`` files are autoescaped.
+  Templates are compiled once and cached. The sandbox bounds ``range()`` but not CPU or
+  memory in general: template files must come from the application, never from its users.
 * Every rendered part is stripped of surrounding whitespace. A subject or push title that
-  still contains a line break is refused (header injection guard).
+  still contains a line break (CR, LF, or any other character ``str.splitlines()`` breaks
+  at) or NUL is refused (header injection guard).
 * Any failure is raised as :class:`~anysend.TemplateError` (or
   :class:`~anysend.ConfigurationError` for set-up problems), chained to the Jinja2 error.
 """
@@ -60,7 +67,7 @@ from anysend._models import Channel
 
 if TYPE_CHECKING:
     import jinja2
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = ["RenderedContent", "Templates"]
 
@@ -190,7 +197,7 @@ class Templates:
         html_to_text: Callable[[str], str] | None = None,
     ) -> None:
         import jinja2
-        from jinja2.sandbox import SandboxedEnvironment
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         if html_to_text is not None and not callable(html_to_text):
             raise ConfigurationError("html_to_text must be a callable taking and returning str")
@@ -221,9 +228,10 @@ class Templates:
                 f"text, or a jinja2 loader; got {type(source).__name__}"
             )
         self._html_to_text = html_to_text
-        self._env: SandboxedEnvironment = SandboxedEnvironment(
+        # Immutable: a template cannot change the caller's data (list.append, dict.update).
+        self._env: ImmutableSandboxedEnvironment = ImmutableSandboxedEnvironment(
             loader=loader,
-            undefined=jinja2.StrictUndefined,
+            undefined=_strict_undefined_class(),
             autoescape=jinja2.select_autoescape(
                 enabled_extensions=("html",), default_for_string=False, default=False
             ),
@@ -517,11 +525,16 @@ def _folder_path(name: str, folder: str | None) -> str:
     return name if folder is None else f"{name}/{folder}"
 
 
+#: CR, LF, every other character ``str.splitlines()`` breaks lines at, and NUL: none may
+#: reach a subject or a push title (the email header injection guard, as in ``_email``).
+_LINE_BREAK = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00]")
+
+
 def _single_line(value: str | None, path: str) -> str | None:
-    if value is not None and ("\r" in value or "\n" in value):
+    if value is not None and _LINE_BREAK.search(value):
         raise TemplateError(
-            f"template {path!r} rendered a line break; subjects and push titles must be a "
-            "single line"
+            f"template {path!r} rendered a line break (or NUL); subjects and push titles must "
+            "be a single line"
         )
     return value
 
@@ -538,6 +551,23 @@ def _default_html_to_text() -> Callable[[str], str]:
     get_text: Callable[..., str] = inscriptis.get_text
     parser_config = config.ParserConfig(display_links=True)
     return functools.partial(get_text, config=parser_config)
+
+
+@functools.cache
+def _strict_undefined_class() -> type[jinja2.StrictUndefined]:
+    """StrictUndefined that also refuses ``repr()``.
+
+    Jinja2's own prints ``Undefined`` when it sits inside a list or a tuple
+    (``{{ [missing] }}``, ``{{ items|map(attribute="__class__")|list }}``), which would
+    slip a refused attribute or a missing variable into a message as a word.
+    """
+    import jinja2
+
+    class _StrictUndefined(jinja2.StrictUndefined):
+        __slots__ = ()
+        __repr__ = jinja2.StrictUndefined._fail_with_undefined_error
+
+    return _StrictUndefined
 
 
 @functools.cache

@@ -42,6 +42,9 @@ Limits and quirks:
     * No scheduling (``send_at`` is refused) and no idempotency key: an ambiguous timeout is
       not retried.
     * One tag per message: only the first of ``tags`` is sent.
+    * A line break or NUL in anything Postmark writes into a header (addresses, names, the
+      subject, custom headers, attachment names and types, tags, metadata) is refused with
+      :class:`~anysend.ContentError` before any request (header injection).
     * A body is required: a message with attachments only is refused (``content_rejected``).
     * At most 50 recipients (To, Cc and Bcc together) and 10 MB per message after base64:
       attachments over :data:`MAX_ATTACHMENT_BYTES` are refused before any request.
@@ -100,6 +103,7 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
+from anysend._email import check_header_safety, unsafe
 from anysend.providers import (
     Capabilities,
     Provider,
@@ -344,9 +348,10 @@ class Postmark(Provider):
             raise ContentError("postmark needs a text or HTML body (attachments alone are refused)")
         if 1 + len(message.cc) + len(message.bcc) > MAX_RECIPIENTS:
             raise ContentError(f"postmark takes at most {MAX_RECIPIENTS} recipients per message")
-        addresses = [sender, message.to, *message.cc, *message.bcc, *message.reply_to]
-        if any(_unsafe(value) for value in [*addresses, message.recipient.name or ""]):
-            raise ContentError("an address or name holds CR, LF or NUL")
+        # Line breaks in anything Postmark turns into a header (tags and metadata too).
+        check_header_safety(message)
+        if _unsafe(sender):
+            raise ContentError("the sender holds a line break or NUL (header injection refused)")
         payload: dict[str, Any] = {
             "From": sender,
             "To": _mailbox(message.to, message.recipient.name),
@@ -418,7 +423,7 @@ class Postmark(Provider):
         for name, value in message.headers.items():
             lowered = name.lower()
             if _unsafe(name) or _unsafe(value):
-                raise ContentError(f"header {name!r} holds CR, LF or NUL")
+                raise ContentError(f"header {name!r} holds a line break or NUL")
             if lowered in _RESERVED_HEADERS or (
                 message.unsubscribe_url and lowered in _UNSUBSCRIBE_HEADERS
             ):
@@ -620,7 +625,8 @@ class Postmark(Provider):
 
 
 def _unsafe(value: str) -> bool:
-    return "\r" in value or "\n" in value or "\x00" in value
+    """A line break or NUL (see :data:`anysend._email.LINE_BREAKS`): never in a header."""
+    return unsafe(value)
 
 
 def _text(value: object) -> str | None:

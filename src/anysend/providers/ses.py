@@ -112,6 +112,7 @@ from anysend import (
     WebhookVerificationError,
 )
 from anysend._email import compose_email, parse_mailbox
+from anysend._exceptions import redact_secrets
 from anysend.providers import (
     Capabilities,
     Provider,
@@ -301,7 +302,10 @@ def _check_sns_url(url: object, what: str, *, pem: bool) -> str:
     """``url`` normalised, when it is an https URL of an SNS host; raise otherwise."""
     if not isinstance(url, str) or not url:
         raise WebhookVerificationError(f"the SNS message has no {what}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "https://[x": an unbalanced IPv6 bracket, a netloc NFKC changes
+        raise WebhookVerificationError(f"the SNS {what} is not a URL: {url[:200]!r}") from None
     host = parts.hostname or ""
     if (
         parts.scheme != "https"
@@ -588,22 +592,7 @@ class SES(Provider):
 
     def _redact(self, error: ProviderError) -> ProviderError:
         """``error`` with any secret setting an AWS answer echoed replaced by ``***``."""
-        secrets = self.secrets()
-
-        def clean(text: str) -> str:
-            for secret in secrets:
-                text = text.replace(secret, "***")
-            return text
-
-        error.message = clean(error.message)
-        error.args = (error.message,)
-        if isinstance(error.raw, str):
-            error.raw = clean(error.raw)
-        elif error.raw is not None:
-            dumped = json.dumps(error.raw, ensure_ascii=False, default=str)
-            if clean(dumped) != dumped:
-                error.raw = clean(dumped)
-        return error
+        return redact_secrets(error, self.secrets())
 
     # -- callbacks --------------------------------------------------------------------------------
 

@@ -41,8 +41,11 @@ The message:
     ``multipart/related`` parts with a ``Content-ID``, files as ``multipart/mixed``). Bcc
     addresses are envelope recipients only, never a header. A message with ``unsubscribe_url``
     gets ``List-Unsubscribe`` and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``
-    (RFC 8058); a ``marketing`` message without one is refused. CR or LF in any header value
-    (a header injection) is refused with :class:`~anysend.ContentError` before connecting.
+    (RFC 8058); a ``marketing`` message without one is refused. A line break (CR, LF, or any
+    other character Python's email parser ends a line at) or NUL in anything that becomes a
+    header (a header injection) is refused with :class:`~anysend.ContentError` before
+    connecting. Non-ASCII attachment file names are written RFC 2231-encoded
+    (``filename*=utf-8''...``), or as UTF-8 when the message needs SMTPUTF8 anyway.
     The receipt's ``provider_message_id`` is the ``Message-ID`` (without angle brackets) and
     ``raw`` the server's final reply, such as ``"250 2.0.0 Ok: queued as 4BX2"``; when the
     server refused some recipients but took the message, ``raw`` is
@@ -55,7 +58,8 @@ TLS:
     log in to any host but the local machine. Certificates are verified against the system's
     CAs, or against ``ca_file`` for a private CA. A certificate that does not verify fails the
     attempt with category ``configuration`` (retrying would not help; the next provider is
-    tried). ``verify=False`` turns checks off and logs a warning: the connection is then
+    tried). ``verify=False`` turns checks off, and each adapter built so emits an
+    :class:`~anysend.InsecureTransportWarning` and logs a warning: the connection is then
     encrypted but not authenticated.
 
 Errors:
@@ -108,6 +112,7 @@ from anysend._exceptions import (
     ErrorCategory,
     InvalidRecipientError,
     ProviderError,
+    warn_insecure,
 )
 from anysend._models import Channel, OutboundMessage
 from anysend._results import Receipt
@@ -277,7 +282,7 @@ class SMTPSettings(ProviderSettings):
             ``"tls"`` (implicit TLS) or ``"none"`` (clear text; no login except to the
             local machine).
         verify: check the server's certificate and name (on by default; turning it off
-            logs a warning).
+            emits an :class:`~anysend.InsecureTransportWarning` and logs a warning).
         ca_file: a PEM file of CA certificates to trust instead of the system's (a private
             CA).
         sender: the default ``From`` address, such as ``"Shop <shop@example.com>"``.
@@ -402,11 +407,8 @@ class SMTP(Provider):
         if not settings.verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-            logger.warning(
-                "smtp: certificate verification is off for %s; the connection is encrypted "
-                "but anyone on the path can impersonate the server",
-                settings.host,
-            )
+            # Every time it is configured: an InsecureTransportWarning and a log line.
+            warn_insecure(f"the SMTP server {settings.host} (smtp verify=False)", stacklevel=4)
         return context
 
     # -- composing --------------------------------------------------------------------------------

@@ -40,7 +40,8 @@ POST, per the dashboard setting. Vonage signs them only when support enables sig
 a ``sig`` parameter over the sorted parameters and a ``timestamp``
 (https://developer.vonage.com/en/getting-started/concepts/signing-messages), checked with
 :func:`signature`; or, Messages-API style, ``Authorization: Bearer <JWT>`` (HS256 with the
-signature secret, ``iat`` and a ``payload_hash`` claim, the SHA-256 of the body). Without a
+signature secret, ``iat`` and a ``payload_hash`` claim, the SHA-256 of the body; a bodiless
+GET with a JWT is refused, as nothing signs its query). Without a
 signature secret, set ``webhook_token`` and put it in the webhook URL's path. Receipts map by
 :data:`STATUS_MAP` and their ``err-code`` by :data:`REASONS`; err-codes 3 and 9 also give a
 ``contact_invalid`` or ``opted_out`` event (:data:`EVENT_MAP`). An inbound SMS that is only a
@@ -434,6 +435,10 @@ class Vonage(Provider):
         secret = settings.signature_secret.get_secret_value()
         authorization = request.header("Authorization") or ""
         if authorization[:7].lower() == "bearer ":
+            if not request.body.strip() and urlsplit(request.url).query:
+                # The JWT's payload_hash covers the body only: a bodiless callback's fields
+                # come from the query, which nothing signs.
+                raise WebhookVerificationError("a vonage JWT does not sign a callback's query")
             self._check_jwt(authorization[7:].strip(), secret, request.body)
         else:
             self._check_sig(request, secret)
