@@ -168,6 +168,15 @@ def _insert_runs(store: Any, rows: list[tuple[str, str, str, float]]) -> None:
         )
 
 
+def _plan(flow_json: dict[str, Any], person: dict[str, str]) -> dict[str, Any]:
+    """The plan ``client.start(flow, to=person)`` stores (see ``AsyncFlowEngine.start``).
+
+    The numbers are valid E.164 already, so start() keeps them as they are and marks them
+    checked (``"e164"``); the step's send then does not parse them again.
+    """
+    return {"kind": "flow", "flow": flow_json, "to": person, "data": {}, "e164": True}
+
+
 def _run_due(folder: Path, n: int, budget: float) -> dict[str, float]:
     import anysend
     from anysend.testing import MemoryProvider
@@ -192,7 +201,7 @@ def _run_due(folder: Path, n: int, budget: float) -> dict[str, float]:
         watch = Stopwatch()
         for i in range(sample):
             person = {"id": f"user-{i}", "phone": f"+4860{i:07d}"}
-            plan = {"kind": "flow", "flow": flow_json, "to": person, "data": {}}
+            plan = _plan(flow_json, person)
             store.create_run(
                 run_id=uuid.uuid4().hex,
                 key=None,
@@ -205,12 +214,23 @@ def _run_due(folder: Path, n: int, budget: float) -> dict[str, float]:
         create_rate = sample / watch.wall
         watch.reset()
         for i in range(sample):
-            client.start(flow, to=anysend.Recipient(id=f"start-{i}", phone="+48600700800"))
+            started = client.start(
+                flow, to=anysend.Recipient(id=f"start-{i}", phone="+48600700800")
+            )
         start_rate = sample / watch.wall
+        # The plans below must be what client.start stores (the same keys, the recipient
+        # snapshot's fields): checked against the last run it made.
+        made = store.get_run(started)
+        assert made is not None
+        person = {"id": f"start-{sample - 1}", "phone": "+48600700800"}
+        expected = _plan(flow_json, person)
+        assert made["plan"].keys() == expected.keys(), (made["plan"].keys(), expected.keys())
+        assert made["plan"]["to"].keys() >= person.keys()
+        assert made["plan"]["flow"] == flow_json
         rows = []
         for i in range(sample, n):
             person = {"id": f"user-{i}", "phone": f"+4860{i:07d}"}
-            plan = {"kind": "flow", "flow": flow_json, "to": person, "data": {}}
+            plan = _plan(flow_json, person)
             rows.append((uuid.uuid4().hex, json.dumps(plan), person["id"], now.timestamp()))
         watch.reset()
         _insert_runs(store, rows)
@@ -273,6 +293,7 @@ def run(quick: bool = False) -> Report:
         f"{fmt(due['create_rate'])}/s, 2,000 by client.start at {fmt(due['start_rate'])}/s, "
         f"the rest inserted in bulk); run_due ran "
         f"{due['ran']:,} of {due['n']:,} in {fmt(due['wall'])} s ({fmt(due['rate'])}/s, "
+        f"{fmt(due['cpu'] / max(due['ran'], 1) * 1e6)} us CPU each, "
         f"{due['sent']:,} messages sent; budget {budget:.0f} s).",
     ]
     for label, figures in (("sync Client", sync), ("AsyncClient", async_)):
@@ -299,7 +320,8 @@ def run(quick: bool = False) -> Report:
             rate / TARGET,
             f">= {TARGET:,}/s",
             rate >= TARGET,
-            f"ran {due['ran']:,} in {fmt(due['wall'])} s",
+            f"ran {due['ran']:,} in {fmt(due['wall'])} s, "
+            f"{fmt(due['cpu'] / max(due['ran'], 1) * 1e6)} us CPU per step",
         )
     )
     report.seconds = watch.wall

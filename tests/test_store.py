@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +41,7 @@ from anysend import (
     StepState,
     Store,
 )
+from anysend._records import PendingMessage, ResultToSave, StepUpdate
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 ANN = Recipient(
@@ -186,12 +189,12 @@ def store(path: Path) -> Iterator[SQLiteStore]:
 
 
 def test_schema_is_created_on_first_use_and_versioned(tmp_path: Path) -> None:
-    """Nothing is created until the store is used; then every table, at version 1."""
+    """Nothing is created until the store is used; then every table, at version 2."""
     path = tmp_path / "nested" / "dir" / "anysend.db"
     store = SQLiteStore(path)
     assert isinstance(store, Store)
     assert not path.exists()
-    assert store.schema_version == 1
+    assert store.schema_version == 2
     assert path.exists()
     store.close()
     tables = {r["name"] for r in raw_rows(path, "sqlite_master") if r["type"] == "table"}
@@ -210,7 +213,7 @@ def test_schema_is_created_on_first_use_and_versioned(tmp_path: Path) -> None:
         "idempotency",
         "provider_health",
     } <= tables
-    assert [tuple(r) for r in raw_rows(path, "anysend_meta")] == [("schema", "1")]
+    assert [tuple(r) for r in raw_rows(path, "anysend_meta")] == [("schema", "2")]
 
 
 def test_a_newer_schema_is_refused_and_left_alone(path: Path) -> None:
@@ -219,16 +222,16 @@ def test_a_newer_schema_is_refused_and_left_alone(path: Path) -> None:
     save(store, sent())
     store.close()
     db = sqlite3.connect(path)
-    db.execute("UPDATE anysend_meta SET value = '2' WHERE key = 'schema'")
+    db.execute("UPDATE anysend_meta SET value = '3' WHERE key = 'schema'")
     db.commit()
     db.close()
     newer = SQLiteStore(path)
-    with pytest.raises(ConfigurationError, match="version 2"):
+    with pytest.raises(ConfigurationError, match="version 3"):
         newer.get_message("m1")
     with pytest.raises(ConfigurationError, match="upgrade anysend"):
         _ = newer.schema_version
     newer.close()
-    assert [tuple(r) for r in raw_rows(path, "anysend_meta")] == [("schema", "2")]
+    assert [tuple(r) for r in raw_rows(path, "anysend_meta")] == [("schema", "3")]
     assert [r["id"] for r in raw_rows(path, "messages")] == ["m1"]
 
 
@@ -240,7 +243,7 @@ def test_reopening_a_file_keeps_its_data(path: Path) -> None:
     first.suppress(Channel.SMS, "+48600700800", "inbound STOP", now=T0)
     first.close()
     second = SQLiteStore(path)
-    assert second.schema_version == 1
+    assert second.schema_version == 2
     stored = second.get_message("m1")
     assert stored is not None
     assert stored.status is DeliveryStatus.ACCEPTED
@@ -248,7 +251,7 @@ def test_reopening_a_file_keeps_its_data(path: Path) -> None:
     assert second.get_profile("ann") == ANN
     assert second.blocked(Channel.SMS, "+48600700800") == "suppressed: inbound STOP"
     second.close()
-    assert [tuple(r) for r in raw_rows(path, "anysend_meta")] == [("schema", "1")]
+    assert [tuple(r) for r in raw_rows(path, "anysend_meta")] == [("schema", "2")]
 
 
 def test_closing_and_using_again_reopens_the_file(store: SQLiteStore) -> None:
@@ -275,7 +278,7 @@ def test_sqlite_url_forms(tmp_path: Path) -> None:
 
 def test_memory_store_works_without_a_file() -> None:
     store = SQLiteStore()
-    assert store.schema_version == 1
+    assert store.schema_version == 2
     save(store, sent())
     assert store.get_message("m1") is not None
     store.close()
@@ -825,7 +828,7 @@ def test_several_stores_opening_a_new_file_at_once(tmp_path: Path) -> None:
         path = tmp_path / f"fresh-{attempt}.db"
         versions, errors = open_together(path)
         assert errors == []
-        assert versions == [1, 1, 1, 1]
+        assert versions == [2, 2, 2, 2]
         journal = sqlite3.connect(path)
         assert journal.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         journal.close()
@@ -1073,6 +1076,319 @@ def test_prune_deletes_old_records_only(store: SQLiteStore, path: Path) -> None:
     assert store.prune(T0 + 30 * day) == 0
 
 
+# -- schema version 2, batches, one-transaction ingest ---------------------------------------
+
+
+def _v1_file(path: Path) -> None:
+    """A store file as anysend wrote it before version 2: the version 1 schema, by hand."""
+    from anysend._sync._store import _MIGRATIONS
+
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE anysend_meta (key TEXT PRIMARY KEY, value TEXT)")
+    for statement in _MIGRATIONS[0].split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute("INSERT INTO anysend_meta VALUES ('schema', '1')")
+    db.execute(
+        "INSERT INTO runs (id, key, flow, plan, recipient_id, state, created_at)"
+        " VALUES ('r1', 'cart', 'test', '{}', 'ann', 'active', ?)",
+        (T0.timestamp(),),
+    )
+    rows = [
+        # id, state, due_at, worker, lease_until, claims
+        ("r1.0", "pending", at(2).timestamp(), None, None, 0),
+        ("r1.1", "claimed", at(0).timestamp(), "dead", at(1).timestamp(), 1),
+        ("r1.2", "waiting", None, None, None, 0),
+    ]
+    for index, (step_id, state, due, worker, lease, claims) in enumerate(rows):
+        db.execute(
+            "INSERT INTO steps (id, run_id, idx, state, due_at, worker, lease_until, claims,"
+            " recipient_id, updated_at) VALUES (?, 'r1', ?, ?, ?, ?, ?, ?, 'ann', ?)",
+            (step_id, index, state, due, worker, lease, claims, T0.timestamp()),
+        )
+    db.commit()
+    db.close()
+
+
+def _indexes(path: Path) -> dict[str, str]:
+    return {
+        r["name"]: " ".join(r["sql"].split())
+        for r in raw_rows(path, "sqlite_master")
+        if r["type"] == "index" and r["sql"]
+    }
+
+
+def test_a_version_1_file_is_migrated_to_version_2(path: Path) -> None:
+    """The first use migrates an older file in place: new indexes, the data kept."""
+    _v1_file(path)
+    assert "steps_message" in _indexes(path)
+    store = SQLiteStore(path)
+    assert store.schema_version == 2
+    indexes = _indexes(path)
+    assert indexes["steps_due"].endswith("ON steps (due_at) WHERE state = 'pending'")
+    assert indexes["steps_lease"].endswith("ON steps (lease_until) WHERE state = 'claimed'")
+    assert indexes["steps_recipient"].endswith("ON steps (recipient_id, digest_key)")
+    assert indexes["runs_recipient"].endswith("ON runs (recipient_id)")
+    assert "steps_message" not in indexes
+    run = store.get_run("r1")
+    assert run is not None
+    assert (run["key"], run["state"]) == ("cart", "active")
+    # The dead worker's claim (due first) and the pending step, through the new query.
+    claimed = store.claim_due(now=at(5), worker="w", lease=timedelta(minutes=5), limit=10)
+    assert [(s.id, s.attempts) for s in claimed] == [("r1.1", 2), ("r1.0", 1)]
+    assert [s.state for s in store.run_steps("r1")] == [
+        StepState.CLAIMED,
+        StepState.CLAIMED,
+        StepState.WAITING,
+    ]
+    store.close()
+    assert [tuple(r) for r in raw_rows(path, "anysend_meta")] == [("schema", "2")]
+    # Opened again: nothing more to migrate.
+    again = SQLiteStore(path)
+    assert again.schema_version == 2
+    again.close()
+
+
+def test_claim_due_reads_index_ranges_not_the_table(store: SQLiteStore) -> None:
+    """The claim's plan: the two partial indexes, no scan of the steps and no sort of them."""
+    for run in range(20):
+        make_run(store, f"r{run}", [(StepState.PENDING, at(run))])
+    db = store._connect()
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    try:
+        store.claim_due(now=at(30), worker="w", lease=timedelta(minutes=5), limit=5)
+    finally:
+        db.set_trace_callback(None)
+    (claim,) = [s for s in statements if s.lstrip().startswith("UPDATE steps")]
+    plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {claim}")]
+    assert any("USING INDEX steps_due" in line for line in plan), plan
+    assert any("USING INDEX steps_lease" in line for line in plan), plan
+    assert not any(line.startswith("SCAN steps") for line in plan), plan
+
+
+def test_claim_due_takes_due_steps_and_lapsed_claims_earliest_first(store: SQLiteStore) -> None:
+    """One order for both kinds: due time, then creation (not the id) for the same time."""
+    lease = timedelta(minutes=1)
+    make_run(store, "lapsed", [(StepState.PENDING, at(0))])
+    [held] = store.claim_due(now=at(0), worker="dead", lease=lease, limit=10)
+    assert held.id == "lapsed.0"
+    make_run(store, "r-b", [(StepState.PENDING, at(3))])
+    make_run(store, "r-z", [(StepState.PENDING, at(1))])
+    make_run(store, "r-a", [(StepState.PENDING, at(1))])  # same time, created later
+    make_run(store, "later", [(StepState.PENDING, at(20))])  # not due at minute 10
+    make_run(store, "held", [(StepState.PENDING, at(0))])
+    store.claim_due(now=at(0), worker="alive", lease=timedelta(hours=1), limit=1)
+    first = store.claim_due(now=at(10), worker="w", lease=lease, limit=2)
+    assert [(s.id, s.attempts) for s in first] == [("lapsed.0", 2), ("r-z.0", 1)]
+    assert [s.id for s in store.claim_due(now=at(10), worker="w", lease=lease, limit=2)] == [
+        "r-a.0",
+        "r-b.0",
+    ]
+    assert store.claim_due(now=at(10), worker="w", lease=lease, limit=2) == []
+    # The lease of those claimed at minute 10 runs out at minute 11: due again, in order.
+    again = store.claim_due(now=at(11), worker="w2", lease=lease, limit=10)
+    assert [s.id for s in again] == ["lapsed.0", "r-z.0", "r-a.0", "r-b.0"]
+    assert store.claim_due(now=at(11), worker="w2", lease=lease, limit=0) == []
+
+
+class CountingStore(SQLiteStore):
+    """Counts write transactions and reads (explicit read transactions and single reads)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.writes = 0
+        self.reads = 0
+
+    @contextmanager
+    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        if write:
+            self.writes += 1
+        else:
+            self.reads += 1
+        with super()._tx(write=write) as db:
+            yield db
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        self.reads += 1
+        return super()._one(sql, params)
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        self.reads += 1
+        return super()._all(sql, params)
+
+    def reset(self) -> None:
+        self.writes = self.reads = 0
+
+
+def test_ingest_is_one_transaction_and_says_whether_a_flow_step_waits(path: Path) -> None:
+    store = CountingStore(path)
+    save(store, sent("plain", pmid="p-plain"))
+    make_run(store, "waits", [(StepState.SENT, at(0)), (StepState.WAITING, None)])
+    save(store, sent("m-waits", pmid="p-waits"), run_id="waits")
+    make_run(store, "over", [(StepState.SENT, at(0))])
+    save(store, sent("m-over", pmid="p-over"), run_id="over")
+
+    store.reset()
+    plain = store.ingest(status(DeliveryStatus.DELIVERED, pmid="p-plain"), now=at(1))
+    assert (store.writes, store.reads) == (1, 0)  # nothing read back, no second transaction
+    assert (plain.new, plain.message_id, plain.status, plain.changed) == (
+        True,
+        "plain",
+        DeliveryStatus.DELIVERED,
+        True,
+    )
+    assert (plain.run_id, plain.flow_waits) == (None, False)
+    assert (plain.channel, plain.address) == (Channel.EMAIL, "ann@example.com")
+
+    waits = store.ingest(status(DeliveryStatus.DELIVERED, pmid="p-waits"), now=at(1))
+    assert (waits.run_id, waits.flow_waits, waits.changed) == ("waits", True, True)
+    opened = store.ingest(
+        event(EventType.OPENED, pmid="p-waits", event_id="o-1", occurred=at(2)), now=at(2)
+    )
+    assert (opened.first_event, opened.flow_waits) == (True, True)
+    over = store.ingest(status(DeliveryStatus.DELIVERED, pmid="p-over"), now=at(1))
+    assert (over.run_id, over.flow_waits) == ("over", False)  # its run has nothing open
+    # Nothing changed: the store does not look (the engine would not react anyway).
+    again = store.ingest(status(DeliveryStatus.SENT, pmid="p-waits"), now=at(3))
+    assert (again.new, again.changed, again.flow_waits) == (True, False, None)
+    duplicate = store.ingest(status(DeliveryStatus.DELIVERED, pmid="p-plain"), now=at(4))
+    assert (duplicate.new, duplicate.message_id, duplicate.flow_waits) == (False, "plain", None)
+    assert store.writes == 6
+    assert store.reads == 0
+    stored = store.get_message("plain")
+    assert stored is not None
+    assert (stored.status, stored.delivered_at) == (DeliveryStatus.DELIVERED, at(1))
+    store.close()
+
+
+def test_ingest_finds_the_message_by_anysends_id_when_the_provider_id_is_unknown(
+    store: SQLiteStore,
+) -> None:
+    save(store, sent("m1", pmid="p-1"))
+    named = DeliveryEvent(
+        provider="mail",
+        provider_message_id="p-unknown",
+        message_id="m1",
+        status=DeliveryStatus.DELIVERED,
+        event_id="e-1",
+    )
+    outcome = store.ingest(named, now=at(1))
+    assert (outcome.message_id, outcome.changed, outcome.flow_waits) == ("m1", True, False)
+
+
+def _table(path: Path, table: str, order: str) -> list[tuple[object, ...]]:
+    db = sqlite3.connect(path)
+    try:
+        return [
+            tuple(r)
+            for r in db.execute(f'SELECT * FROM "{table}" ORDER BY {order}')  # noqa: S608
+        ]
+    finally:
+        db.close()
+
+
+def test_the_batch_methods_do_what_the_one_item_methods_do(tmp_path: Path) -> None:
+    """SQLite's batches (one transaction each) and the defaults of Store (one call per item)."""
+    paths = [tmp_path / "batched.db", tmp_path / "defaults.db"]
+    stores = [SQLiteStore(p) for p in paths]
+    for store in stores:
+        make_run(store, "r1", [(StepState.PENDING, at(0)), (StepState.WAITING, None)])
+        make_run(store, "r2", [(StepState.PENDING, at(0))])
+        # A callback faster than the store: applied when the result is saved.
+        store.ingest(status(DeliveryStatus.DELIVERED, pmid="p-2", occurred=at(1)), now=at(1))
+    pending = [
+        PendingMessage("m1", "ann", "news", "r1", "r1.0", "test"),
+        PendingMessage("m2", "ann", None, "r2", "r2.0", "test"),
+    ]
+    results = [
+        ResultToSave(sent("m1", pmid="p-1"), "ann", "news", "r1", "r1.0", "test"),
+        ResultToSave(sent("m2", pmid="p-2"), "ann", None, "r2", "r2.0", "test"),
+        ResultToSave(failed("m3"), None, None),
+    ]
+    updates = [
+        StepUpdate("r1.1", StepState.PENDING, due_at=at(9)),
+        StepUpdate("r1.0", StepState.SENT, message_id="m1"),
+        StepUpdate("r2.0", StepState.SENT, message_id="m2", detail="done"),
+    ]
+    batched, defaults = stores
+    batched.begin_messages(pending, now=at(1))
+    Store.begin_messages(defaults, pending, now=at(1))
+    assert batched.save_results(results, now=at(2)) == [
+        DeliveryStatus.ACCEPTED,
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.REJECTED,
+    ]
+    assert Store.save_results(defaults, results, now=at(2)) == batched.save_results(
+        results, now=at(2)
+    )
+    batched.update_steps(updates, now=at(3))
+    Store.update_steps(defaults, updates, now=at(3))
+    for table, order in (
+        ("messages", "id"),
+        ("provider_refs", "message_id"),
+        ("events", "seq"),
+        ("steps", "id"),
+        ("runs", "id"),
+    ):
+        assert _table(paths[0], table, order) == _table(paths[1], table, order), table
+    assert [r["state"] for r in raw_rows(paths[0], "runs")] == ["active", "done"]
+    assert batched.get_runs(["r2", "nope", "r1", "r2"]) == Store.get_runs(
+        defaults, ["r2", "nope", "r1", "r2"]
+    )
+    assert set(batched.get_runs(["r2", "nope", "r1"])) == {"r1", "r2"}
+    got = batched.get_messages(["m2", "m1", "nope"])
+    assert got == Store.get_messages(defaults, ["m2", "m1", "nope"])
+    assert set(got) == {"m1", "m2"}
+    assert got["m2"].provider_message_ids == ("p-2",)
+    assert got["m2"].delivered_at == at(1)
+    for store in stores:
+        store.close()
+
+
+def test_abandoned_messages_go_only_while_pending(store: SQLiteStore) -> None:
+    store.begin_messages(
+        [PendingMessage("m1", "ann", None), PendingMessage("m2", "ann", None)], now=at(0)
+    )
+    save(store, sent("m2"), minutes=1)
+    store.abandon_messages(["m1", "m2", "nope"])
+    assert store.get_message("m1") is None
+    assert store.get_message("m2") is not None
+    Store.abandon_messages(store, ["m2"])  # the default keeps everything
+    assert store.get_message("m2") is not None
+
+
+def test_a_success_writes_only_when_failures_were_counted(path: Path) -> None:
+    store = CountingStore(path)
+    kwargs: dict[str, Any] = {"threshold": 2, "cooldown": timedelta(minutes=1)}
+    assert store.unhealthy(["a"], now=at(0)) == set()
+    store.reset()
+    store.record_health("a", True, now=at(0), **kwargs)  # the look before the send saw none
+    assert (store.writes, store.reads) == (0, 0)
+    store.record_health("b", True, now=at(0), **kwargs)  # not looked at: one read
+    assert (store.writes, store.reads) == (0, 1)
+    store.record_health("a", False, now=at(1), **kwargs)
+    store.reset()
+    store.record_health("a", True, now=at(2), **kwargs)  # a failure is counted: reset it
+    assert (store.writes, store.reads) == (1, 1)
+    assert [r["provider"] for r in raw_rows(path, "provider_health")] == []
+    store.record_health("a", False, now=at(3), **kwargs)
+    store.record_health("a", False, now=at(3), **kwargs)
+    assert store.unhealthy(["a", "b"], now=at(3)) == {"a"}
+    store.reset()
+    store.record_health("a", True, now=at(5), **kwargs)  # the look found a row: it goes
+    assert store.writes == 1
+    assert store.unhealthy(["a"], now=at(5)) == set()
+    store.close()
+
+
+def test_a_suppression_wins_over_an_invalid_contact_point(store: SQLiteStore) -> None:
+    store.mark_invalid(Channel.SMS, "+48600700800", "unknown_recipient", now=at(0))
+    assert store.blocked(Channel.SMS, "+48600700800") == "contact_invalid: unknown_recipient"
+    store.suppress(Channel.SMS, "+48600700800", "inbound STOP", now=at(1))
+    assert store.blocked(Channel.SMS, "+48600700800") == "suppressed: inbound STOP"
+
+
 # -- the async original ------------------------------------------------------------------------
 
 
@@ -1080,7 +1396,7 @@ def test_prune_deletes_old_records_only(store: SQLiteStore, path: Path) -> None:
 async def test_async_store_records_and_applies_events(tmp_path: Path) -> None:
     store = AsyncSQLiteStore(tmp_path / "async.db")
     assert isinstance(store, AsyncStore)
-    assert store.schema_version == 1
+    assert store.schema_version == 2
     early = await store.ingest(status(DeliveryStatus.DELIVERED, occurred=at(1)), now=at(1))
     assert early.message_id is None
     assert (

@@ -23,7 +23,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -213,7 +213,7 @@ def test_once_on_a_new_store_from_the_command_line(
     monkeypatch.setenv("ANYSEND_PROVIDERS", "console://")
     assert main(["worker", "--once", "--poll", "0.05", "--lease", "30"]) == 0
     assert _ran(capsys.readouterr().err) == 0
-    assert _rows(store, "SELECT value FROM anysend_meta WHERE key = 'schema'")[0][0] == "1"
+    assert _rows(store, "SELECT value FROM anysend_meta WHERE key = 'schema'")[0][0] == "2"
 
 
 @pytest.mark.parametrize(
@@ -325,7 +325,7 @@ def test_a_store_from_a_newer_anysend_exits_2(
     """A store whose schema is newer than this anysend knows is refused, untouched."""
     store = tmp_path / "anysend.db"
     made = anysend.SQLiteStore(store)
-    assert made.schema_version == 1
+    assert made.schema_version == 2
     made.close()
     db = sqlite3.connect(store)
     with db:
@@ -443,9 +443,11 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
             "pending": N - K,
         }
         (held,) = [s for s in steps.values() if s["state"] == "claimed"]
-        assert (held["message_id"], held["worker"]) == (in_air.key, "w1")
+        # The step names its message when it closes; its message id is derived from its id.
+        assert (held["message_id"], held["worker"]) == (None, "w1")
+        assert step_message_id(held["id"]) == in_air.key
         (pending,) = _rows(store, "SELECT * FROM messages WHERE id = ?", in_air.key)
-        assert pending["status"] == "pending"
+        assert (pending["status"], pending["step_id"]) == ("pending", held["id"])
 
         receiver.release()
         code, stderr = _run(
@@ -560,36 +562,66 @@ class Crash(BaseException):
 
 
 class CrashingStore(anysend.SQLiteStore):
-    """A store that "dies" right after its ``after``-th write transaction commits."""
+    """A store that "dies" right after its ``after``-th write transaction commits.
+
+    Dead, it stays dead: whatever the process would still try (tidying up on the way out)
+    reaches the store no more, as after a SIGKILL.
+    """
 
     def __init__(self, path: Path, *, after: int | None) -> None:
         super().__init__(path)
         self.after = after
         self.transactions = 0
+        self.dead = False
 
     @contextmanager
     def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        if self.dead:
+            raise Crash
         with super()._tx(write=write) as db:
             yield db
         if not write:
             return  # a crash after a read loses nothing a crash before it does not
         self.transactions += 1
         if self.transactions == self.after:
+            self.dead = True
             raise Crash
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        if self.dead:
+            raise Crash
+        return super()._one(sql, params)
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        if self.dead:
+            raise Crash
+        return super()._all(sql, params)
 
 
 class Outbox(MemoryProvider):
     """A provider that logs every key it is given and may "die" after accepting a message."""
 
-    def __init__(self, log: list[str | None], *, idempotency: bool, crash_on: int | None) -> None:
+    def __init__(
+        self,
+        log: list[str | None],
+        *,
+        idempotency: bool,
+        crash_on: int | None,
+        store: CrashingStore | None = None,
+    ) -> None:
         super().__init__(name="mail", channels=frozenset({Channel.EMAIL}), idempotency=idempotency)
         self.log = log
         self.crash_on = crash_on
+        self.store = store
 
     def send(self, message: OutboundMessage) -> Receipt:
+        if self.store is not None and self.store.dead:
+            raise Crash  # the process is gone: it sends nothing more
         self.log.append(message.idempotency_key)
         receipt = super().send(message)
         if len(self.log) == self.crash_on:
+            if self.store is not None:
+                self.store.dead = True
             raise Crash  # the provider has it; the store will never hear of it
         return receipt
 
@@ -617,9 +649,9 @@ def _crash_and_restart(
         seeder.start(STEPS, to=Recipient(id="u-1", email="ann@example.com"), key="cart")
     log: list[str | None] = []
     crashed = False
+    dying = CrashingStore(path, after=after)
     first = anysend.Client(
-        [Outbox(log, idempotency=idempotency, crash_on=crash_on)],
-        store=CrashingStore(path, after=after),
+        [Outbox(log, idempotency=idempotency, crash_on=crash_on, store=dying)], store=dying
     )
     engine = first._engine()
     engine.worker = "w1"
@@ -628,6 +660,7 @@ def _crash_and_restart(
     except Crash:
         crashed = True
     finally:
+        dying.dead = False  # the close is the test's, not the dead process's
         first.close()
     second = anysend.Client([Outbox(log, idempotency=idempotency, crash_on=None)], store=str(path))
     with second:
@@ -705,6 +738,135 @@ def test_a_crash_between_the_provider_and_the_store(
         assert Counter(log)[key] == 1  # never sent again
         assert in_air["state"] == "unknown"
     assert {s["state"] for s in others} == {"sent"}
+
+
+# -- the crash test, at every point of a batch ----------------------------------------------------
+
+#: Runs of STEPS started together: run_due runs their steps in batches (claimed together,
+#: begun together, sent, recorded together).
+RUNS = 4
+
+
+def _batch_crash_and_restart(
+    path: Path, *, idempotency: bool, after: int | None, crash_on: int | None
+) -> tuple[bool, list[str | None]]:
+    """run_due over several runs in a process that dies at the given point; then a restart."""
+    with anysend.Client(store=str(path)) as seeder:
+        for person in range(RUNS):
+            seeder.start(STEPS, to=Recipient(id=f"u-{person}", email=f"u{person}@example.com"))
+    log: list[str | None] = []
+    crashed = False
+    dying = CrashingStore(path, after=after)
+    first = anysend.Client(
+        [Outbox(log, idempotency=idempotency, crash_on=crash_on, store=dying)], store=dying
+    )
+    engine = first._engine()
+    engine.worker = "w1"
+    try:
+        while engine.run_due(limit=100):
+            pass
+    except Crash:
+        crashed = True
+    finally:
+        dying.dead = False
+        first.close()
+    second = anysend.Client([Outbox(log, idempotency=idempotency, crash_on=None)], store=str(path))
+    with second:
+        engine = second._engine()
+        engine.worker = "w1"  # the same id: it takes back what the dead one held at once
+        engine.work(once=True, poll=0.01)
+    return crashed, log
+
+
+def _check_runs_after_crash(path: Path, log: list[str | None], *, idempotency: bool) -> None:
+    steps = _steps(path)
+    assert len(steps) == RUNS * len(STEPS.steps)
+    for step in steps.values():
+        assert step["state"] in ("sent", "unknown"), f"{step['id']} is {step['state']}: lost"
+    messages = {m["id"]: m for m in _messages(path)}
+    assert sorted(m["step_id"] for m in messages.values()) == sorted(steps)
+    for step in steps.values():
+        assert step["message_id"] == step_message_id(step["id"])
+        message = messages[step["message_id"]]
+        assert message["outcome"] == step["state"]
+        assert message["status"] == ("accepted" if step["state"] == "sent" else "unknown")
+    assert set(log) <= set(messages)
+    counts = Counter(log)
+    for step in steps.values():
+        sent = counts[step["message_id"]]
+        if idempotency:
+            assert step["state"] == "sent"
+            assert sent >= 1  # again after a crash, with the same key: the provider keeps one
+        elif step["state"] == "sent":
+            assert sent == 1
+        else:
+            assert sent <= 1  # in doubt after the crash: maybe sent once, never twice
+    assert [r["state"] for r in _rows(path, "SELECT state FROM runs")] == ["done"] * RUNS
+
+
+@pytest.mark.parametrize("idempotency", [False, True], ids=["plain", "idempotent"])
+def test_a_crash_after_any_transaction_of_a_batch_loses_nothing(
+    tmp_path: Path, idempotency: bool
+) -> None:
+    """Die after the 1st, 2nd, ... store transaction of batched run_due; a restart finishes."""
+    after = 0
+    while True:
+        after += 1
+        assert after < 100, "the runs never finished"
+        path = tmp_path / f"after-{after}.db"
+        crashed, log = _batch_crash_and_restart(
+            path, idempotency=idempotency, after=after, crash_on=None
+        )
+        try:
+            _check_runs_after_crash(path, log, idempotency=idempotency)
+        except AssertionError as exc:
+            raise AssertionError(f"crash after transaction {after}: {exc}") from exc
+        if not crashed:
+            break
+    assert after > 6  # the crashes fell on every kind of transaction of several batches
+
+
+@pytest.mark.parametrize("idempotency", [False, True], ids=["plain", "idempotent"])
+@pytest.mark.parametrize(
+    ("crash_on", "batch"),
+    # The first batch: the first step of every run. Closing them makes the second and the
+    # third steps (both looking at the first) due at once: the second batch has both.
+    [(1, {0}), (3, {0}), (4, {0}), (6, {1, 2})],
+)
+def test_a_crash_in_the_middle_of_a_batchs_sends(
+    tmp_path: Path, idempotency: bool, crash_on: int, batch: set[int]
+) -> None:
+    """Die once the provider took a message of a batch.
+
+    Where every provider takes idempotency keys, the batch went together (begun, sent,
+    recorded): all of its unrecorded messages are in doubt, and are sent again with their
+    keys (the provider keeps one of each). Otherwise the steps went one by one: only the
+    message in the air is in doubt, and it ends ``unknown``, never sent twice.
+    """
+    path = tmp_path / "anysend.db"
+    crashed, log = _batch_crash_and_restart(
+        path, idempotency=idempotency, after=None, crash_on=crash_on
+    )
+    assert crashed
+    _check_runs_after_crash(path, log, idempotency=idempotency)
+    steps = _steps(path)
+    in_air = log[crash_on - 1]
+    (held,) = [s for s in steps.values() if s["message_id"] == in_air]
+    assert (held["idx"] in batch, held["claims"]) == (True, 2)
+    counts = Counter(log)
+    states = Counter(s["state"] for s in steps.values())
+    if idempotency:
+        assert states == {"sent": RUNS * len(STEPS.steps)}
+        # The batch's messages the provider took before the crash went again, once more.
+        crashed_batch = {s["message_id"] for s in steps.values() if s["idx"] in batch}
+        before = set(log[:crash_on]) & crashed_batch
+        assert in_air in before
+        assert {key: counts[key] for key in before} == dict.fromkeys(before, 2)
+        assert all(counts[key] == 1 for key in crashed_batch - before)
+    else:
+        assert states == {"sent": RUNS * len(STEPS.steps) - 1, "unknown": 1}
+        assert held["state"] == "unknown"
+        assert set(counts.values()) == {1}  # no message twice
 
 
 def test_without_app_the_worker_reads_every_provider_setting_from_the_environment(

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -113,6 +113,30 @@ class InboundMessage(BaseModel):
     raw: Any = None
 
 
+def _parse_form(text: str) -> list[tuple[str, str]]:
+    """``urllib.parse.parse_qsl(text, keep_blank_values=True)``, in a third of the time.
+
+    The same pairs for every input (``tests/test_ingest_path.py`` checks it): empty parts
+    are dropped, a part without ``=`` has an empty value, ``+`` is a space, and
+    percent-escapes are decoded as UTF-8 with replacement.
+    """
+    pairs: list[tuple[str, str]] = []
+    for part in text.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "+" in name:
+            name = name.replace("+", " ")
+        if "%" in name:
+            name = unquote(name)
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value)
+        pairs.append((name, value))
+    return pairs
+
+
 class WebhookRequest(BaseModel):
     """An HTTP request as it arrived, for verifying and parsing a provider callback.
 
@@ -149,17 +173,49 @@ class WebhookRequest(BaseModel):
         except (ValueError, UnicodeDecodeError) as exc:
             raise WebhookParseError(f"webhook body is not valid JSON: {exc}") from exc
 
+    def form_pairs(self) -> list[tuple[str, str]]:
+        """The body parsed as an HTML form: every ``(name, value)`` pair, in order.
+
+        Repeated names keep every value (signatures cover them all). The body is parsed once
+        per request: verifying and parsing a callback share the result (do not change the
+        list). A body that is not UTF-8 raises WebhookParseError.
+        """
+        cached = self.__dict__.get("_form_pairs")
+        if cached is not None and cached[0] is self.body:
+            return cached[1]  # type: ignore[no-any-return]
+        try:
+            text = self.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WebhookParseError("webhook form body is not UTF-8") from exc
+        pairs = _parse_form(text)
+        # Kept beside the fields (not a field: equality, copies and dumps ignore it); tied
+        # to this body, so a copy with another body parses its own.
+        object.__setattr__(self, "_form_pairs", (self.body, pairs))
+        return pairs
+
     def form_body(self) -> dict[str, str]:
         """The body parsed as an HTML form (``application/x-www-form-urlencoded``).
 
         Repeated keys keep their first value. A body that is not UTF-8 raises
         WebhookParseError.
         """
-        try:
-            text = self.body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise WebhookParseError("webhook form body is not UTF-8") from exc
-        return {key: values[0] for key, values in parse_qs(text, keep_blank_values=True).items()}
+        fields: dict[str, str] = {}
+        for key, value in self.form_pairs():
+            if key not in fields:
+                fields[key] = value
+        return fields
+
+    def query_params(self) -> dict[str, list[str]]:
+        """The URL's query parameters, each with every value (blank values kept).
+
+        Parsed once per request, like :meth:`form_pairs` (do not change the dict).
+        """
+        cached = self.__dict__.get("_query")
+        if cached is not None and cached[0] is self.url:
+            return cached[1]  # type: ignore[no-any-return]
+        query = parse_qs(urlsplit(self.url).query, keep_blank_values=True)
+        object.__setattr__(self, "_query", (self.url, query))
+        return query
 
     @classmethod
     def from_parts(

@@ -12,6 +12,7 @@ non-transactional messages wait.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -304,3 +305,52 @@ def next_local_time(now: datetime, at: time, zone: tzinfo) -> datetime:
     if candidate <= local:
         candidate = datetime.combine(local.date() + timedelta(days=1), at).replace(tzinfo=zone)
     return candidate.astimezone(now.tzinfo)
+
+
+# -- running steps side by side (the flow engine's twins) ----------------------------------------
+# The async engine (anysend/_async/_flows.py) is the source of the sync one; these two are the
+# hand-written pair it uses, named so that scripts/unasync.py turns one into the other.
+
+
+class AsyncConcurrently:
+    """Await calls at most ``limit`` at a time (the async flow engine's sends of a batch).
+
+    If one raises, the others that have not finished are canceled and awaited, and the
+    exception goes on: each call records for itself how far it got.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+
+    async def run(self, calls: Sequence[Callable[[], Awaitable[None]]]) -> None:
+        if self.limit == 1 or len(calls) < 2:
+            for call in calls:
+                await call()
+            return
+        import asyncio  # loaded already in a running loop
+
+        gate = asyncio.Semaphore(self.limit)
+
+        async def one(call: Callable[[], Awaitable[None]]) -> None:
+            async with gate:
+                await call()
+
+        tasks = [asyncio.ensure_future(one(call)) for call in calls]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+
+class Concurrently:
+    """The sync twin of :class:`AsyncConcurrently`: the calls run one after another."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+
+    def run(self, calls: Sequence[Callable[[], None]]) -> None:
+        for call in calls:
+            call()

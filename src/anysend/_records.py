@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from anysend._models import Channel
-from anysend._results import Attempt
+from anysend._results import Attempt, SendResult
 from anysend._status import DeliveryStatus, EventType
 
 __all__ = [
     "HistoryEntry",
     "IngestOutcome",
+    "PendingMessage",
     "Report",
     "ReportRow",
+    "ResultToSave",
     "StepState",
+    "StepUpdate",
     "StoredMessage",
     "StoredStep",
 ]
@@ -239,9 +242,26 @@ class IngestOutcome:
         status: the message's status after the event.
         changed: whether the message's status moved.
         first_event: for an ``opened``/``clicked`` event, whether it was the first one.
+        run_id: the flow run that sent the message, when the store says.
+        flow_waits: ``False`` when the store knows that no flow step can react to the
+            event (the message belongs to no run, or its run has no waiting or pending
+            step): the flow engine then reads nothing more. ``None`` (the default) when
+            the store does not say; ``True`` when a step may react.
+        channel: the message's channel, when the store says (saves reading it back).
+        address: the message's address, when the store says.
     """
 
-    __slots__ = ("changed", "first_event", "message_id", "new", "status")
+    __slots__ = (
+        "address",
+        "changed",
+        "channel",
+        "first_event",
+        "flow_waits",
+        "message_id",
+        "new",
+        "run_id",
+        "status",
+    )
 
     def __init__(
         self,
@@ -251,15 +271,56 @@ class IngestOutcome:
         status: DeliveryStatus | None = None,
         changed: bool = False,
         first_event: bool = False,
+        run_id: str | None = None,
+        flow_waits: bool | None = None,
+        channel: Channel | None = None,
+        address: str | None = None,
     ) -> None:
         self.new = new
         self.message_id = message_id
         self.status = status
         self.changed = changed
         self.first_event = first_event
+        self.run_id = run_id
+        self.flow_waits = flow_waits
+        self.channel = channel
+        self.address = address
 
     def __repr__(self) -> str:
         return (
             f"IngestOutcome(new={self.new}, message_id={self.message_id!r}, "
             f"status={self.status}, changed={self.changed})"
         )
+
+
+class PendingMessage(NamedTuple):
+    """A message about to be sent: ``begin_message``'s arguments, for ``begin_messages``."""
+
+    message_id: str
+    recipient_id: str | None
+    category: str | None
+    run_id: str | None = None
+    step_id: str | None = None
+    flow: str | None = None
+
+
+class ResultToSave(NamedTuple):
+    """A send's result: ``save_result``'s arguments, for ``save_results``."""
+
+    result: SendResult
+    recipient_id: str | None
+    category: str | None
+    run_id: str | None = None
+    step_id: str | None = None
+    flow: str | None = None
+
+
+class StepUpdate(NamedTuple):
+    """A change to one step: ``update_step``'s arguments, for ``update_steps``."""
+
+    step_id: str
+    state: StepState
+    due_at: datetime | None = None
+    message_id: str | None = None
+    detail: str | None = None
+    lease_until: datetime | None = None

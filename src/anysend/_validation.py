@@ -14,7 +14,18 @@ from urllib.parse import urlsplit
 
 from anysend._exceptions import InvalidRecipientError
 
-__all__ = ["normalize_email", "normalize_phone", "normalize_url"]
+__all__ = ["normalize_email", "normalize_phone", "normalize_url", "trust_e164"]
+
+#: E.164 numbers normalize_phone gave before, in this process or one that stored them (a flow
+#: run's recipient, checked when the run started): returned as they are, without phonenumbers.
+_E164: dict[str, None] = {}
+
+
+def trust_e164(number: str) -> None:
+    """Remember ``number`` as the E.164 form ``normalize_phone`` gave (bounded memory)."""
+    if len(_E164) >= 65536:
+        _E164.clear()
+    _E164[number] = None
 
 
 @lru_cache(maxsize=65536)
@@ -29,6 +40,8 @@ def normalize_phone(value: str, region: str | None = None, *, field: str = "phon
     Raises:
         InvalidRecipientError: the number cannot be parsed or is not a possible number.
     """
+    if value in _E164:  # E.164 already: the same whatever the region
+        return value
     import phonenumbers
 
     try:

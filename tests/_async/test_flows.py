@@ -7,7 +7,9 @@ kinds of fallback. Callbacks come from ``ScriptedProvider.due_callbacks()`` and 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
@@ -16,7 +18,9 @@ import pytest
 from anysend import (
     AfterDelivery,
     AsyncClient,
+    AsyncSQLiteStore,
     ConfigurationError,
+    DeliveryEvent,
     DeliveryStatus,
     Digest,
     ErrorCategory,
@@ -26,18 +30,24 @@ from anysend import (
     NotDelivered,
     NotOpened,
     NotRead,
+    OutboundMessage,
     Policy,
     QuietHours,
     Reason,
+    Receipt,
     Recipient,
     SkipReason,
     Step,
     StepState,
+    StoredMessage,
+    StoredStep,
 )
-from anysend.testing import Script, ScriptedProvider, VirtualClock
+from anysend._async._flows import step_message_id
+from anysend.testing import MemoryProvider, Script, ScriptedProvider, VirtualClock
 
 pytestmark = pytest.mark.anyio
 
+LEASE = timedelta(minutes=5)
 START = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 ANN = Recipient(
     id="ann",
@@ -501,3 +511,281 @@ async def test_duplicate_and_out_of_order_callbacks_change_nothing_twice(world: 
     await world.tick(timedelta(minutes=30))
     assert world.sms.calls == 0
     assert await world.states(run_id) == ["sent", "skipped"]
+
+
+# -- batches, callbacks that nothing waits on, validated flows ---------------------------------
+
+
+class AsyncSpyStore(AsyncSQLiteStore):
+    """A memory store that counts write transactions and the reads a reaction makes."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+        self.writes = 0
+        self.looked_up: list[str] = []
+
+    @contextmanager
+    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        if write:
+            self.writes += 1
+        with super()._tx(write=write) as db:
+            yield db
+
+    async def get_message(self, message_id: str) -> StoredMessage | None:
+        self.looked_up.append("get_message")
+        return await super().get_message(message_id)
+
+    async def get_run(self, run_id: str) -> dict[str, Any] | None:
+        self.looked_up.append("get_run")
+        return await super().get_run(run_id)
+
+    async def run_steps(self, run_id: str) -> list[StoredStep]:
+        self.looked_up.append("run_steps")
+        return await super().run_steps(run_id)
+
+    def reset(self) -> None:
+        self.writes = 0
+        self.looked_up.clear()
+
+
+async def test_a_callback_no_flow_waits_on_is_one_transaction_with_nothing_read_back() -> None:
+    clock = VirtualClock(start=START)
+    email = ScriptedProvider(channel="email", clock=clock, name="mail")
+    email.then(Script.accept(delivered=timedelta(minutes=1)))
+    store = AsyncSpyStore()
+    async with AsyncClient([email], store=store, clock=clock) as client:
+        result = await client.send(Message(subject="Hi", text="Hi"), to=ANN, via="email")
+        clock.advance(timedelta(minutes=1))
+        [request] = email.due_callbacks()
+        store.reset()
+        assert len(await client.webhooks.handle("mail", request)) == 1
+        assert (store.writes, store.looked_up) == (1, [])
+        stored = await store.get_message(result.message_id)
+        assert stored is not None
+        assert stored.status is DeliveryStatus.DELIVERED
+    await store.aclose()
+
+
+async def test_a_step_waiting_on_the_message_is_armed_by_its_callback() -> None:
+    clock = VirtualClock(start=START)
+    email = ScriptedProvider(channel="email", clock=clock, name="mail")
+    sms = ScriptedProvider(channel="sms", clock=clock, name="text")
+    email.then(Script.accept(delivered=timedelta(minutes=1)))
+    store = AsyncSpyStore()
+    f = flow(
+        Step(via="email", template="hello"),
+        Step(via="sms", template="hello", when=AfterDelivery(after=timedelta(minutes=5))),
+    )
+    async with AsyncClient([email, sms], store=store, clock=clock, templates=TEMPLATES) as client:
+        run_id = await client.start(f, to=ANN, data=DATA)
+        assert await client.run_due() == 1
+        clock.advance(timedelta(minutes=1))
+        [request] = email.due_callbacks()
+        store.reset()
+        await client.webhooks.handle("mail", request)
+        assert store.writes == 2  # the event, then the arming of step 1
+        assert "run_steps" in store.looked_up  # the engine looked: a step waits
+        steps = await store.run_steps(run_id)
+        assert (steps[1].state, steps[1].due_at) == (
+            StepState.PENDING,
+            START + timedelta(minutes=6),
+        )
+        clock.advance(timedelta(minutes=5))
+        assert await client.run_due() == 1
+        assert sms.calls == 1
+    await store.aclose()
+
+
+async def test_a_callback_before_its_step_closes_still_arms_the_next_step() -> None:
+    """Between the batch's results and its closes, a step is found by its message's id."""
+    clock = VirtualClock(start=START)
+    email = MemoryProvider(name="mail", channels={"email"})
+    store = AsyncSQLiteStore(":memory:")
+    f = flow(
+        Step(via="email", message=Message(subject="Hi", text="Hi")),
+        Step(via="email", message=Message(subject="Again", text="Again"), when=AfterDelivery()),
+    )
+    async with AsyncClient([email], store=store, clock=clock) as client:
+        run_id = await client.start(f, to=ANN)
+        [step] = await store.claim_due(now=clock.now(), worker="w", lease=LEASE, limit=5)
+        message_id = step_message_id(step.id)
+        result = await client.send(Message(subject="Hi", text="Hi"), to=ANN, via="email")
+        recorded = result.model_copy(update={"message_id": message_id})
+        await store.save_result(
+            recorded, now=clock.now(), recipient_id="ann", category=None, run_id=run_id
+        )
+        assert (await store.run_steps(run_id))[0].message_id is None  # not closed yet
+        event = DeliveryEvent(
+            provider="mail",
+            provider_message_id=result.receipt.provider_message_id if result.receipt else None,
+            status=DeliveryStatus.DELIVERED,
+            event_id="delivered-1",
+        )
+        assert await client.webhooks.ingest(event)
+        steps = await store.run_steps(run_id)
+        assert (steps[0].state, steps[1].state) == (StepState.CLAIMED, StepState.PENDING)
+    await store.aclose()
+
+
+async def test_each_version_of_a_flow_is_validated_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_email = flow(Step(via="email", template="hello"))
+    by_sms = flow(Step(via="sms", template="hello"))  # the same name, changed since
+    for _ in range(3):
+        await world.client.start(by_email, to=ANN, data=DATA)
+    for _ in range(2):
+        await world.client.start(by_sms, to=ANN, data=DATA)
+    validated: list[str] = []
+    real = Flow.model_validate
+
+    def counting(data: Any, *args: Any, **kwargs: Any) -> Flow:
+        validated.append(data["steps"][0]["via"][0])
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(Flow, "model_validate", counting)
+    assert await world.client.run_due() == 5
+    assert sorted(validated) == ["email", "sms"]
+    assert (world.email.calls, world.sms.calls) == (3, 2)  # each run its own version
+    await world.client.start(by_email, to=ANN, data=DATA)
+    assert await world.client.run_due() == 1
+    assert sorted(validated) == ["email", "sms"]
+
+
+async def test_a_snapshots_phone_is_normalised_when_the_run_starts(world: World) -> None:
+    assert world.client.store is not None
+    local = Recipient(id="bob", phone="600 700 800")
+    plain = await world.client.start(flow(Step(via="sms", template="hello")), to=local, data=DATA)
+    run = await world.client.store.get_run(plain)
+    assert run is not None
+    assert (run["plan"]["to"]["phone"], run["plan"].get("e164")) == ("600 700 800", None)
+    await world.client.run_due()  # no default region: the step fails on the number
+    assert await world.states(plain) == ["failed"]
+    good = await world.client.start(flow(Step(via="sms", template="hello")), to=ANN, data=DATA)
+    run = await world.client.store.get_run(good)
+    assert run is not None
+    assert (run["plan"]["to"]["phone"], run["plan"]["e164"]) == ("+48600700800", True)
+    await world.client.run_due()
+    assert [m.to for m in world.sms.messages] == ["+48600700800"]
+
+
+async def test_a_batch_runs_in_a_few_transactions() -> None:
+    clock = VirtualClock(start=START)
+    outbox = MemoryProvider(channels={"email"})
+    store = AsyncSpyStore()
+    one = flow(Step(via="email", message=Message(subject="Hi", text="Hi")))
+    async with AsyncClient([outbox], store=store, clock=clock) as client:
+        runs = [
+            await client.start(one, to=Recipient(id=f"u{i}", email=f"u{i}@example.com"))
+            for i in range(20)
+        ]
+        store.reset()
+        assert await client.run_due() == 20
+        # claim, messages begun, results, steps closed (and the claim that found none)
+        assert store.writes <= 5
+        assert len(outbox.messages) == 20
+        for run_id in runs:
+            run = await store.get_run(run_id)
+            assert run is not None
+            assert run["state"] == "done"
+    await store.aclose()
+
+
+class AsyncSlowOutbox(MemoryProvider):
+    """Takes a minute per message; meanwhile another worker tries to claim due steps."""
+
+    def __init__(self, clock: VirtualClock, store: AsyncSQLiteStore) -> None:
+        super().__init__(channels={"email"})
+        self.clock = clock
+        self.store = store
+        self.taken: list[str] = []
+
+    async def asend(self, message: OutboundMessage) -> Receipt:
+        self.clock.advance(timedelta(minutes=1))
+        steps = await self.store.claim_due(
+            now=self.clock.now(), worker="other", lease=LEASE, limit=100
+        )
+        self.taken += [s.id for s in steps]
+        return await super().asend(message)
+
+
+async def test_a_long_batch_keeps_its_claims_while_it_sends() -> None:
+    """Twelve one-minute sends with a five-minute lease: no step is ever free to take."""
+    clock = VirtualClock(start=START)
+    store = AsyncSQLiteStore(":memory:")
+    outbox = AsyncSlowOutbox(clock, store)
+    one = flow(Step(via="email", message=Message(subject="Hi", text="Hi")))
+    async with AsyncClient([outbox], store=store, clock=clock) as client:
+        for i in range(12):
+            await client.start(one, to=Recipient(id=f"u{i}", email=f"u{i}@example.com"))
+        assert client._engine().lease == LEASE
+        assert await client.run_due() == 12
+        assert outbox.taken == []
+        assert len(outbox.messages) == 12
+        assert len({m.idempotency_key for m in outbox.messages}) == 12
+    await store.aclose()
+
+
+class Stop(BaseException):
+    """A Ctrl-C, or a canceled task, in the middle of a batch."""
+
+
+class AsyncStopping(MemoryProvider):
+    """Takes the message, then the batch is interrupted, on the ``stop_on``-th call."""
+
+    def __init__(self, *, stop_on: int, idempotency: bool) -> None:
+        super().__init__(channels={"email"}, idempotency=idempotency)
+        self.stop_on = stop_on
+
+    async def asend(self, message: OutboundMessage) -> Receipt:
+        receipt = await super().asend(message)
+        if self.calls == self.stop_on:
+            raise Stop
+        return receipt
+
+
+@pytest.mark.parametrize("idempotency", [True, False], ids=["idempotent", "plain"])
+async def test_an_interrupted_batch_keeps_what_it_sent_and_puts_back_the_rest(
+    idempotency: bool,
+) -> None:
+    clock = VirtualClock(start=START)
+    outbox = AsyncStopping(stop_on=3, idempotency=idempotency)
+    store = AsyncSQLiteStore(":memory:")
+    one = flow(Step(via="email", message=Message(subject="Hi", text="Hi")))
+    async with AsyncClient([outbox], store=store, clock=clock) as client:
+        client._engine().concurrency = 1
+        runs = []
+        for i in range(5):
+            clock.advance(timedelta(seconds=1))  # due one after another
+            runs.append(await client.start(one, to=Recipient(id=f"u{i}", email=f"u{i}@x.org")))
+        with pytest.raises(Stop):
+            await client.run_due()
+        steps = [(await store.run_steps(run_id))[0] for run_id in runs]
+        messages = [await store.get_message(step_message_id(step.id)) for step in steps]
+        # Sent and recorded; in doubt (the provider has it, the store does not know);
+        # never sent, so put back as they were.
+        assert [s.state for s in steps] == [StepState.SENT] * 2 + [StepState.CLAIMED] + [
+            StepState.PENDING
+        ] * 2
+        assert [m.status if m else None for m in messages] == [
+            DeliveryStatus.ACCEPTED,
+            DeliveryStatus.ACCEPTED,
+            DeliveryStatus.PENDING,
+            None,
+            None,
+        ]
+        assert await client.run_due() == 2  # the two put back, at once
+        assert (outbox.calls, len(outbox.messages)) == (5, 5)
+        assert await client.run_due() == 0  # the one in doubt waits for its lease
+        clock.advance(LEASE)
+        assert await client.run_due() == 1
+        held = (await store.run_steps(runs[2]))[0]
+        if idempotency:  # sent again with the same key: the provider kept one
+            assert (held.state, outbox.calls, len(outbox.messages)) == (StepState.SENT, 6, 5)
+        else:  # never sent blindly again
+            assert (held.state, outbox.calls, len(outbox.messages)) == (StepState.UNKNOWN, 5, 5)
+        for run_id in runs:
+            run = await store.get_run(run_id)
+            assert run is not None
+            assert run["state"] == "done"
+    await store.aclose()

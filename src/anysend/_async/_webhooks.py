@@ -123,8 +123,8 @@ class AsyncWebhooks:
         outcome = await store.ingest(event, now=now)
         if not outcome.new:
             return False
-        channel = event.channel
-        address = event.recipient
+        channel = event.channel or outcome.channel
+        address = event.recipient or outcome.address
         if outcome.message_id is not None and (channel is None or address is None):
             stored = await store.get_message(outcome.message_id)
             if stored is not None:
@@ -145,7 +145,7 @@ class AsyncWebhooks:
                 await store.suppress(channel, address, why, now=now)
             elif event.event is EventType.OPTED_IN:
                 await store.unsuppress(channel, address)
-        if self._client._flows is not None or outcome.message_id is not None:
+        if outcome.message_id is not None:
             await self._client._engine().on_ingested(outcome)
         return True
 

@@ -7,12 +7,19 @@ Every decision is taken when a step fires, from what the store says then: the ru
 been canceled, a business event may make the step unnecessary, the earlier message may have
 been opened. Each step is claimed atomically before it runs; its message id is derived from the
 step's id, so a step that a dead worker left half-done is recognised when it is claimed again.
-A step is closed only after the steps that follow it are armed (arming is idempotent): a worker
-that dies in between leaves the step claimed, and whoever claims it again finishes both.
+A step is closed only after the steps that follow it are armed (arming is idempotent; both go
+to the store in one ``update_steps`` call, arming first): a worker that dies in between leaves
+the step claimed, and whoever claims it again finishes both.
+
+``run_due`` claims steps in batches and runs the steps that fire together, in a few store
+transactions per batch rather than a dozen per step: every message recorded ``pending``, the
+sends, every result recorded, then the following steps armed and the steps closed.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import socket
 import uuid
@@ -20,10 +27,16 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from anysend._exceptions import AnysendError, ConfigurationError, ErrorCategory
+from anysend._exceptions import (
+    AnysendError,
+    ConfigurationError,
+    ErrorCategory,
+    InvalidRecipientError,
+)
 from anysend._flows import (
     AfterDelivery,
     Always,
+    Concurrently,
     Failed,
     Flow,
     NotClicked,
@@ -36,10 +49,19 @@ from anysend._flows import (
 )
 from anysend._logging import logger
 from anysend._models import Channel, Message, Recipient
-from anysend._records import IngestOutcome, StepState, StoredMessage, StoredStep
+from anysend._records import (
+    IngestOutcome,
+    PendingMessage,
+    ResultToSave,
+    StepState,
+    StepUpdate,
+    StoredMessage,
+    StoredStep,
+)
 from anysend._results import Attempt, AttemptOutcome, ErrorInfo, SendResult
 from anysend._status import DeliveryStatus
 from anysend._sync._store import Store
+from anysend._validation import normalize_phone, trust_e164
 
 if TYPE_CHECKING:
     from anysend._sync._client import Client
@@ -47,21 +69,36 @@ if TYPE_CHECKING:
 __all__ = ["FlowEngine", "step_message_id"]
 
 _NAMESPACE = uuid.UUID("6f1d3c2e-8a7b-4e55-9d41-2b0c6a1e9f30")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 _SETTLED = (DeliveryStatus.DELIVERED, DeliveryStatus.READ)
+#: While a batch sends, its leases are renewed this often at least (a tenth of the lease when
+#: that is shorter), so every send starts with nearly a whole lease ahead of it.
+_RENEW = timedelta(seconds=1)
+#: Validated flows kept: versions per flow name, and flow names.
+_FLOW_VERSIONS = 8
+_FLOW_NAMES = 256
 
 
 def step_message_id(step_id: str) -> str:
-    """The message id of a step's message: the same however often the step is claimed."""
-    return uuid.uuid5(_NAMESPACE, step_id).hex
+    """The message id of a step's message: the same however often the step is claimed.
+
+    ``uuid.uuid5(namespace, step_id).hex``, computed without building ``UUID`` objects.
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + step_id.encode()).digest()[:16])  # noqa: S324
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return digest.hex()
 
 
 def _failed(message: StoredMessage) -> bool:
     """Nothing reached the person: refused, bounced, expired, or every channel skipped."""
-    if message.status is DeliveryStatus.PENDING or message.status is DeliveryStatus.UNKNOWN:
+    return _nothing_reached(message.status, message.attempts)
+
+
+def _nothing_reached(status: DeliveryStatus, attempts: Sequence[Attempt]) -> bool:
+    if status is DeliveryStatus.PENDING or status is DeliveryStatus.UNKNOWN:
         return False
-    return message.status.is_terminal or not any(
-        a.outcome is AttemptOutcome.SENT for a in message.attempts
-    )
+    return status.is_terminal or not any(a.outcome is AttemptOutcome.SENT for a in attempts)
 
 
 def _final(message: StoredMessage) -> bool:
@@ -102,6 +139,12 @@ class FlowEngine:
         self._store = store
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = timedelta(minutes=5)
+        #: How many due steps run_due claims (and runs together) at a time.
+        self.batch = 100
+        #: How many of a batch's messages an Client sends at once (a Client: one).
+        self.concurrency = 10
+        self._flow_cache: dict[str, list[tuple[Any, Flow]]] = {}
+        self._idempotent_chains: dict[tuple[Channel | str, ...], bool] = {}
 
     @property
     def _now(self) -> datetime:
@@ -119,6 +162,23 @@ class FlowEngine:
             return to, None
         recipient = to if isinstance(to, Recipient) else Recipient.model_validate(to)
         return recipient.id, recipient.model_dump(mode="json")
+
+    def _check_phone(self, plan: dict[str, Any]) -> None:
+        """Keep a snapshot's phone number in E.164, as a send would normalise it now.
+
+        The plan then says so (``"e164": true``), and the step's send trusts the number
+        instead of parsing it again (``trust_e164``). A number that does not validate is kept
+        as given, to fail (with its reason) when the step fires, as it would have.
+        """
+        snapshot = plan["to"]
+        phone = snapshot.get("phone") if snapshot is not None else None
+        if not phone:
+            return
+        try:
+            snapshot["phone"] = normalize_phone(phone, self._client._router.default_region)
+        except InvalidRecipientError:
+            return
+        plan["e164"] = True
 
     def start(
         self,
@@ -145,6 +205,7 @@ class FlowEngine:
             "to": snapshot,
             "data": data,
         }
+        self._check_phone(plan)
         run_id, created = self._store.create_run(
             run_id=uuid.uuid4().hex,
             key=key,
@@ -182,6 +243,7 @@ class FlowEngine:
             "to": None if profile else recipient.model_dump(mode="json"),
             "via": chain,
         }
+        self._check_phone(plan)
         run_id = uuid.uuid4().hex
         run_id, _ = self._store.create_run(
             run_id=run_id,
@@ -216,41 +278,94 @@ class FlowEngine:
     # -- running due steps -------------------------------------------------------------------
 
     def run_due(self, *, limit: int) -> int:
-        """Claim and run the due steps (also those they make due); returns how many ran."""
+        """Claim and run the due steps (also those they make due); returns how many ran.
+
+        Steps are claimed ``batch`` at a time and run together (see :meth:`_run_batch`).
+        """
         total = 0
         while total < limit:
+            claimed = self._now
             steps = self._store.claim_due(
-                now=self._now, worker=self.worker, lease=self.lease, limit=limit - total
+                now=claimed,
+                worker=self.worker,
+                lease=self.lease,
+                limit=min(limit - total, self.batch),
             )
             if not steps:
                 break
             total += len(steps)
-            for step in steps:
+            self._run_batch(steps, _Lease(claimed))
+        return total
+
+    def _run_batch(self, steps: list[StoredStep], lease: _Lease) -> None:
+        """Run claimed steps: decide each, then send those that fire together.
+
+        The runs and any messages an earlier claim began are read in one go; a step that
+        does not fire (canceled, skipped, waiting, put back) is settled at once, and the
+        ones that fire go to :meth:`_fire` as one batch.
+        """
+        store = self._store
+        runs = store.get_runs([s.run_id for s in steps])
+        ids = [step_message_id(s.id) for s in steps]
+        begun = store.get_messages(ids)
+        jobs: list[_Job] = []
+        decided = 0
+        try:
+            for step, message_id in zip(steps, ids, strict=True):
+                decided += 1
                 try:
-                    self._run(step)
+                    job = self._decide(
+                        step, runs.get(step.run_id), begun.get(message_id), lease, message_id
+                    )
                 except AnysendError as exc:
                     # Bad input found only now (a template broken since the run started):
                     # the step ends failed with the reason, never silently, and the steps
                     # after it are armed as after any step that sent nothing.
                     logger.warning("step %s failed: %s", step.id, exc)
                     self._failed_step(step, f"{type(exc).__name__}: {exc}")
-        return total
+                    continue
+                if job is not None:
+                    jobs.append(job)
+            if jobs:
+                self._fire(jobs, lease)
+        except BaseException:
+            # Stopped (a bug, Ctrl-C, a canceled task): the steps nothing was done for yet go
+            # back to pending at once, rather than wait for their lease to run out.
+            untouched = [s.id for s in steps[decided:]]
+            untouched += [job.step.id for job in jobs if not job.entered]
+            self._put_back(untouched)
+            raise
+
+    def _put_back(self, step_ids: list[str]) -> None:
+        if not step_ids:
+            return
+        try:
+            self._store.update_steps(
+                [StepUpdate(step_id, StepState.PENDING) for step_id in step_ids], now=self._now
+            )
+        except Exception:  # the first exception is the one to report
+            logger.exception("could not put back the steps of an interrupted batch")
 
     def _failed_step(self, step: StoredStep, detail: str) -> None:
         self._orphan(step)
+        updates: list[StepUpdate] = []
         run = self._store.get_run(step.run_id)
         if run is not None and run["plan"]["kind"] == "flow" and step.index >= 0:
-            self._after(run, Flow.model_validate(run["plan"]["flow"]), step.index)
-        self._store.update_step(step.id, StepState.FAILED, now=self._now, detail=detail)
+            self._after(run, self._flow(run), step.index, updates)
+        updates.append(StepUpdate(step.id, StepState.FAILED, detail=detail))
+        self._store.update_steps(updates, now=self._now)
 
-    def _orphan(self, step: StoredStep) -> None:
+    def _orphan(
+        self, step: StoredStep, begun: StoredMessage | None = None, *, known: bool = False
+    ) -> None:
         """Settle a message an earlier claim began but never finished.
 
         Called when the step will not send it now (canceled, skipped): it may have gone out,
-        so it is recorded as ``unknown``.
+        so it is recorded as ``unknown``. ``known``: ``begun`` is what the store holds for
+        the step's message (read already), else it is read here.
         """
         message_id = step_message_id(step.id)
-        stored = self._store.get_message(message_id)
+        stored = begun if known else self._store.get_message(message_id)
         if stored is None or stored.status is not DeliveryStatus.PENDING:
             return
         result = _unknown(
@@ -268,6 +383,13 @@ class FlowEngine:
             flow=stored.flow,
         )
 
+    def _settle(
+        self, step: StoredStep, begun: StoredMessage | None, state: StepState, detail: str | None
+    ) -> None:
+        """End a step that does not send (failed, canceled, skipped with no followers)."""
+        self._orphan(step, begun, known=True)
+        self._store.update_step(step.id, state, now=self._now, detail=detail)
+
     def work(
         self,
         *,
@@ -284,9 +406,9 @@ class FlowEngine:
         last_prune: datetime | None = None
         clock = self._client._clock
         while not should_stop():
-            # One step per claim: should_stop is honoured between steps, and a lease only has
-            # to outlast one step (a batch's later steps could outlive their lease and be
-            # claimed again by another worker while this one still holds them).
+            # One step per claim: should_stop is honoured between steps, and a crash leaves
+            # at most one message in doubt (a batch of run_due's sent together may leave
+            # the batch, to be sent again with the same idempotency keys).
             ran = self.run_due(limit=1)
             total += ran
             if retention is not None and (
@@ -303,42 +425,53 @@ class FlowEngine:
             clock.sleep(min(max(wait, 0.0), poll))
         return total
 
-    def _run(self, step: StoredStep) -> None:
-        run = self._store.get_run(step.run_id)
+    def _flow(self, run: dict[str, Any]) -> Flow:
+        """The run's flow, validated once per version (not once per step)."""
+        data = run["plan"]["flow"]
+        versions = self._flow_cache.setdefault(run["flow"], [])
+        for known, flow in versions:
+            if known == data:  # the very flow the run stored, field for field
+                return flow
+        flow = Flow.model_validate(data)
+        versions.append((data, flow))
+        del versions[:-_FLOW_VERSIONS]
+        if len(self._flow_cache) > _FLOW_NAMES:
+            del self._flow_cache[next(iter(self._flow_cache))]
+        return flow
+
+    def _decide(
+        self,
+        step: StoredStep,
+        run: dict[str, Any] | None,
+        begun: StoredMessage | None,
+        lease: _Lease,
+        message_id: str,
+    ) -> _Job | None:
+        """What a claimed step does: the send to make, or ``None`` when it was settled here."""
         if run is None:
-            self._orphan(step)
-            self._store.update_step(
-                step.id, StepState.FAILED, now=self._now, detail="its run is gone"
-            )
-            return
+            self._settle(step, begun, StepState.FAILED, "its run is gone")
+            return None
         if run["state"] == "canceled":
-            self._orphan(step)
-            self._store.update_step(
-                step.id, StepState.CANCELED, now=self._now, detail=run["detail"]
-            )
-            return
+            self._settle(step, begun, StepState.CANCELED, run["detail"])
+            return None
         plan = run["plan"]
         if step.index == -1:
-            self._run_digest(step, run)
-            return
+            self._run_digest(step, run, begun, lease, message_id)
+            return None
         if plan["kind"] == "message":
             message = Message.model_validate_json(plan["message"])
             target = self._recipient(run)
             if target is None:
-                self._orphan(step)
-                self._store.update_step(
-                    step.id, StepState.SKIPPED, now=self._now, detail="the profile is gone"
-                )
-                return
+                self._settle(step, begun, StepState.SKIPPED, "the profile is gone")
+                return None
             later = self._client._quiet_window(message, target)
             if later is not None:  # a send_at that falls in the recipient's quiet hours
                 self._store.update_step(
                     step.id, StepState.PENDING, now=self._now, due_at=later, detail="quiet hours"
                 )
-                return
-            self._fire(step, run, message, target, plan["via"], flow=None)
-            return
-        flow = Flow.model_validate(plan["flow"])
+                return None
+            return _Job(step, run, message, target, plan["via"], None, begun, message_id)
+        flow = self._flow(run)
         recipient_id = run["recipient_id"]
         created = run["created_at"]
         spec = flow.steps[step.index]
@@ -347,41 +480,41 @@ class FlowEngine:
             and flow.cancel_on
             and self._store.has_business_event(recipient_id, flow.cancel_on, created)
         ):
-            self._orphan(step)
+            self._orphan(step, begun, known=True)
             self._store.cancel_runs(
                 now=self._now, run_id=run["id"], reason="a cancel_on event was recorded"
             )
             self._store.update_step(
                 step.id, StepState.CANCELED, now=self._now, detail="a cancel_on event was recorded"
             )
-            return
+            return None
         if (
             recipient_id
             and spec.until
             and self._store.has_business_event(recipient_id, spec.until, created)
         ):
-            self._skip(run, flow, step, f"until: {', '.join(spec.until)} happened")
-            return
+            self._skip_now(run, flow, step, f"until: {', '.join(spec.until)} happened", begun)
+            return None
         ref = flow.reference(step.index)
         if ref is not None:
             verdict = self._check(run, flow, step.index, ref)
             if verdict == "wait":
                 self._store.update_step(step.id, StepState.WAITING, now=self._now)
-                return
+                return None
             if verdict != "fire":
-                self._skip(run, flow, step, verdict)
-                return
+                self._skip_now(run, flow, step, verdict, begun)
+                return None
         recipient = self._recipient(run)
         if recipient is None:
-            self._skip(run, flow, step, "the profile is gone")
-            return
+            self._skip_now(run, flow, step, "the profile is gone", begun)
+            return None
         message = self._message(flow, spec, plan["data"])
         later = self._client._quiet_window(message, recipient)
         if later is not None:
             self._store.update_step(
                 step.id, StepState.PENDING, now=self._now, due_at=later, detail="quiet hours"
             )
-            return
+            return None
         if spec.digest is not None:
             assert recipient_id is not None
             zone = zone_of(recipient.timezone, self._client._default_zone)
@@ -398,33 +531,35 @@ class FlowEngine:
             self._store.update_step(
                 step.id, StepState.WAITING, now=self._now, detail=f"in digest {digest_id}"
             )
-            return
-        self._fire(step, run, message, recipient, list(spec.via), flow=flow)
+            return None
+        return _Job(step, run, message, recipient, list(spec.via), flow, begun, message_id)
 
-    def _run_digest(self, step: StoredStep, run: dict[str, Any]) -> None:
+    def _run_digest(
+        self,
+        step: StoredStep,
+        run: dict[str, Any],
+        begun: StoredMessage | None,
+        lease: _Lease,
+        message_id: str,
+    ) -> None:
         """Send a digest: one message with the items of every run that is not canceled."""
         items: list[dict[str, Any]] = []
         source: dict[str, Any] | None = None
+        contributors = self._store.get_runs([item["run"] for item in step.items])
         for item in step.items:
-            contributor = self._store.get_run(item["run"])
+            contributor = contributors.get(item["run"])
             if contributor is None or contributor["state"] == "canceled":
                 continue  # that run was canceled (or pruned): its item goes with it
             items.append(item)
             source = source or contributor
         if source is None:
-            self._orphan(step)
-            self._store.update_step(
-                step.id, StepState.SKIPPED, now=self._now, detail="every item's run was canceled"
-            )
+            self._settle(step, begun, StepState.SKIPPED, "every item's run was canceled")
             return
-        source_flow = Flow.model_validate(source["plan"]["flow"])
+        source_flow = self._flow(source)
         spec = source_flow.steps[items[0]["step"]]
         recipient = self._recipient(source)
         if recipient is None:
-            self._orphan(step)
-            self._store.update_step(
-                step.id, StepState.SKIPPED, now=self._now, detail="the profile is gone"
-            )
+            self._settle(step, begun, StepState.SKIPPED, "the profile is gone")
             return
         data = {"items": [item["data"] for item in items], "count": len(items)}
         message = self._message(source_flow, spec, data)
@@ -434,44 +569,53 @@ class FlowEngine:
                 step.id, StepState.PENDING, now=self._now, due_at=later, detail="quiet hours"
             )
             return
-        self._fire(step, run, message, recipient, list(spec.via), flow=source_flow)
+        job = _Job(step, run, message, recipient, list(spec.via), source_flow, begun, message_id)
+        self._fire([job], lease)
         digest = next(s for s in self._store.run_steps(run["id"]) if s.id == step.id)
+        updates: list[StepUpdate] = []
         for item in items:
             contributor = self._store.get_run(item["run"])
             if contributor is None or contributor["state"] != "active":
                 continue
-            contributor_flow = Flow.model_validate(contributor["plan"]["flow"])
-            self._after(contributor, contributor_flow, item["step"])
-            self._store.update_step(
-                f"{item['run']}.{item['step']}",
-                digest.state,
-                now=self._now,
-                message_id=digest.message_id,
-                detail=f"sent in digest {step.id}",
+            self._after(contributor, self._flow(contributor), item["step"], updates)
+            updates.append(
+                StepUpdate(
+                    f"{item['run']}.{item['step']}",
+                    digest.state,
+                    message_id=digest.message_id,
+                    detail=f"sent in digest {step.id}",
+                )
             )
+        self._store.update_steps(updates, now=self._now)
 
     @staticmethod
     def _message(flow: Flow, spec: Step, data: Mapping[str, Any]) -> Message:
         merged = {**data, **spec.data}
         if spec.message is not None:
-            update: dict[str, Any] = {"data": {**merged, **spec.message.data}}
-            if spec.message.category is None:
+            update: dict[str, Any] = {}
+            if merged:
+                update["data"] = {**merged, **spec.message.data}
+            if spec.message.category is None and flow.category is not None:
                 update["category"] = flow.category
-            return spec.message.model_copy(update=update)
+            # Messages are immutable: with nothing to change, the step's own one goes.
+            return spec.message.model_copy(update=update) if update else spec.message
         return Message(template=spec.template, data=merged, category=flow.category)
 
     def _recipient(self, run: dict[str, Any]) -> Recipient | None:
-        snapshot = run["plan"].get("to")
+        plan = run["plan"]
+        snapshot = plan.get("to")
         if snapshot is not None:
+            if plan.get("e164") and snapshot.get("phone"):
+                trust_e164(snapshot["phone"])  # normalised when the run started
             return Recipient.model_validate(snapshot)
         return self._store.get_profile(run["recipient_id"])
 
     def _check(self, run: dict[str, Any], flow: Flow, index: int, ref: int) -> str:
         """``"fire"``, ``"wait"``, or why the step is skipped, from the earlier step's fate."""
         condition = flow.steps[index].when
-        message = self._ref_message(run["id"], ref)
         if isinstance(condition, Always):
             return "fire"
+        message = self._ref_message(self._store.run_steps(run["id"]), ref)
         if message is None:
             return f"step {ref} sent nothing"
         if isinstance(condition, Failed):
@@ -493,152 +637,261 @@ class FlowEngine:
             return "wait"
         return "fire"
 
-    def _ref_message(self, run_id: str, ref: int) -> StoredMessage | None:
-        steps = self._store.run_steps(run_id)
+    def _ref_message(self, steps: Sequence[StoredStep], ref: int) -> StoredMessage | None:
         ref_step = next((s for s in steps if s.index == ref), None)
         if ref_step is None:
             return None
         # A worker may have recorded the message and died before the step named it.
         return self._store.get_message(ref_step.message_id or step_message_id(ref_step.id))
 
-    def _skip(self, run: dict[str, Any], flow: Flow, step: StoredStep, why: str) -> None:
-        self._orphan(step)
-        self._after(run, flow, step.index)
-        self._store.update_step(step.id, StepState.SKIPPED, now=self._now, detail=why)
-
-    def _fire(
+    def _skip_now(
         self,
-        step: StoredStep,
         run: dict[str, Any],
-        message: Message,
-        recipient: Recipient,
-        via: Sequence[Channel | str] | None,
-        *,
-        flow: Flow | None,
+        flow: Flow,
+        step: StoredStep,
+        why: str,
+        begun: StoredMessage | None,
     ) -> None:
-        """Send a step's message exactly once, even when a worker died mid-send before."""
+        """Skip a claimed step that will not send: arm what follows it, then close it."""
+        self._orphan(step, begun, known=True)
+        updates: list[StepUpdate] = []
+        self._after(run, flow, step.index, updates)
+        updates.append(StepUpdate(step.id, StepState.SKIPPED, detail=why))
+        self._store.update_steps(updates, now=self._now)
+
+    def _skip(
+        self,
+        run: dict[str, Any],
+        flow: Flow,
+        step: StoredStep,
+        why: str,
+        updates: list[StepUpdate],
+    ) -> None:
+        """Skip a waiting step: its followers' arming, then the skip, go to ``updates``."""
+        self._orphan(step)
+        self._after(run, flow, step.index, updates)
+        updates.append(StepUpdate(step.id, StepState.SKIPPED, detail=why))
+
+    def _fire(self, jobs: list[_Job], lease: _Lease) -> None:
+        """Send steps' messages exactly once, even when a worker died mid-send before.
+
+        Steps whose every provider takes idempotency keys go together: every message is
+        recorded ``pending`` (one transaction), then sent, then every result recorded (one
+        transaction), and last the steps that follow them are armed and the steps closed
+        (one transaction). A process killed meanwhile leaves the batch's unrecorded messages
+        in doubt, and sending them again with the same keys is harmless.
+
+        The others go one by one (each recorded ``pending``, sent, recorded), so that a kill
+        leaves at most the message in the air in doubt (with an Client: at most
+        ``concurrency`` of them): it will not be sent again. A step whose category has a
+        frequency cap goes alone too, after the others (the cap counts what went before).
+        """
+        lease.jobs = list(jobs)
+        together: list[_Job] = []
+        alone: list[_Job] = []
+        capped: list[_Job] = []
+        for job in jobs:
+            policy = self._client._policy(job.message.category)
+            if policy.cap is not None and not policy.transactional and job.recipient.id:
+                capped.append(job)
+            elif self._idempotent(job.recipient, job.via):
+                together.append(job)
+            else:
+                alone.append(job)
+        if together:
+            self._fire_batch(together, lease, capped=False)
+        if alone:
+            Concurrently(self.concurrency).run(
+                [functools.partial(self._fire_batch, [job], lease, capped=False) for job in alone]
+            )
+        for job in capped:
+            self._fire_batch([job], lease, capped=True)
+
+    def _fire_batch(self, jobs: list[_Job], lease: _Lease, *, capped: bool) -> None:
         store = self._store
-        message_id = step_message_id(step.id)
-        flow_name = flow.name if flow is not None else None
+        client = self._client
+        now = self._now
+        sends: list[_Job] = []
+        for job in jobs:
+            job.entered = True
+            begun = job.begun
+            if begun is not None and begun.status is not DeliveryStatus.PENDING:
+                # Recorded before a crash, but the step was not closed: close it now.
+                job.stored = begun
+                job.status = begun.status
+            elif begun is not None and not self._idempotent(job.recipient, job.via):
+                # A worker died while a provider may have been taking this message, and no
+                # provider of the chain takes an idempotency key: never send it blindly again.
+                why = (
+                    "a worker stopped while this message was being sent; "
+                    "it was not sent again (the provider takes no idempotency key)"
+                )
+                chain = client._router.chain(job.recipient, job.via)
+                job.result = _unknown(job.message_id, chain[0] if chain else None, why)
+                job.close = (StepState.UNKNOWN, why)
+            else:
+                sends.append(job)
+        if sends:
+            store.begin_messages([job.pending() for job in sends if job.begun is None], now=now)
+            try:
+                Concurrently(1 if capped else self.concurrency).run(
+                    [functools.partial(self._send, job, lease, capped=capped) for job in sends]
+                )
+            except BaseException:
+                self._interrupted(jobs, sends)
+                raise
+        self._record(jobs)
+        finished = {id(job) for job in jobs}
+        lease.jobs = [job for job in lease.jobs if id(job) not in finished]
 
-        def record(result: SendResult) -> None:
-            store.save_result(
-                result,
-                now=self._now,
-                recipient_id=recipient.id,
-                category=message.category,
-                run_id=run["id"],
-                step_id=step.id,
-                flow=flow_name,
-            )
+    def _interrupted(self, jobs: list[_Job], sends: list[_Job]) -> None:
+        """A batch stopped by an exception (a bug, Ctrl-C, a canceled task): tidy up.
 
-        existing = store.get_message(message_id)
-        if existing is not None and existing.status is not DeliveryStatus.PENDING:
-            # Recorded before a crash, but the step was not closed: close it now.
-            self._close(step, run, flow, existing.status, existing, message_id)
-            return
-        if existing is not None and not self._idempotent(recipient, via):
-            # A worker died while a provider may have been taking this message, and no
-            # provider of the chain takes an idempotency key: never send it blindly again.
-            why = (
-                "a worker stopped while this message was being sent; "
-                "it was not sent again (the provider takes no idempotency key)"
-            )
-            chain = self._client._router.chain(recipient, via)
-            record(_unknown(message_id, chain[0] if chain else None, why))
-            if flow is not None:
-                self._after(run, flow, step.index)
-            store.update_step(
-                step.id, StepState.UNKNOWN, now=self._now, message_id=message_id, detail=why
-            )
-            return
-        if existing is None:
-            store.begin_message(
-                message_id,
-                now=self._now,
-                recipient_id=recipient.id,
-                category=message.category,
-                run_id=run["id"],
-                step_id=step.id,
-                flow=flow_name,
-            )
-        # The lease is renewed just before the send: a long queue of steps claimed together
-        # never lets another worker take this one while it is being sent.
-        store.update_step(
-            step.id,
-            StepState.CLAIMED,
-            now=self._now,
-            message_id=message_id,
-            lease_until=self._now + self.lease,
-        )
+        What was sent is recorded and closed; the steps whose send had not started go back
+        to ``pending`` with no message begun, so their next claim sends them as usual. The
+        send in progress stays as a crash leaves it (``pending``, in doubt). A process
+        killed outright does none of this: then every message of the batch not recorded
+        yet is in doubt when its step is claimed again.
+        """
         try:
-            result = self._client._deliver(
-                message_id,
-                message,
-                recipient,
-                via,
-                run_id=run["id"],
-                step_id=step.id,
-                flow=flow_name,
-                schedule=False,
-            )
+            done = [job for job in jobs if job.result is not None or job.stored is not None]
+            self._record(done)
+            waiting = [job for job in sends if not job.handed]
+            if waiting:
+                self._store.abandon_messages(
+                    [job.message_id for job in waiting if job.begun is None]
+                )
+                self._store.update_steps(
+                    [StepUpdate(job.step.id, StepState.PENDING) for job in waiting],
+                    now=self._now,
+                )
+        except Exception:  # the first exception is the one to report
+            logger.exception("could not record what an interrupted batch of steps did")
+
+    def _renew(self, lease: _Lease) -> None:
+        """Renew the claims of the batch's steps that are not closed yet."""
+        now = self._now
+        until = now + self.lease
+        self._store.update_steps(
+            [StepUpdate(job.step.id, StepState.CLAIMED, lease_until=until) for job in lease.jobs],
+            now=now,
+        )
+        lease.since = now
+
+    def _send(self, job: _Job, lease: _Lease, *, capped: bool) -> None:
+        # Every send starts with nearly a whole lease ahead: the claims of the batch are
+        # renewed whenever a tenth of the lease (at most a second) went by since they were
+        # taken or last renewed.
+        if self._now - lease.since >= min(self.lease / 10, _RENEW):
+            lease.since = self._now  # one renewal at a time, however many sends wait
+            self._renew(lease)
+        job.handed = True
+        client = self._client
+        try:
+            if capped:
+                # Recorded by the client, so that the next capped step counts it.
+                job.result = client._deliver(
+                    job.message_id,
+                    job.message,
+                    job.recipient,
+                    job.via,
+                    run_id=job.run["id"],
+                    step_id=job.step.id,
+                    flow=job.flow_name,
+                    schedule=False,
+                )
+                job.recorded = True
+            else:
+                # No cap applies (what _deliver would check): recorded with the batch.
+                job.result = client._send(job.message_id, job.message, job.recipient, job.via)
         except AnysendError as exc:
             # Bad input found only now (a template broken since the run started, an address
             # that no longer validates): nothing was sent. The message ends failed with the
             # reason, and the steps after it react as to any failure.
             detail = f"{type(exc).__name__}: {exc}"
-            logger.warning("step %s failed before sending: %s", step.id, detail)
-            record(SendResult(message_id=message_id, status=DeliveryStatus.FAILED))
-            if flow is not None and step.index >= 0:
-                self._after(run, flow, step.index)
-            store.update_step(
-                step.id, StepState.FAILED, now=self._now, message_id=message_id, detail=detail
-            )
-            return
-        stored = store.get_message(message_id)
-        self._close(step, run, flow, result.status, stored, message_id)
+            logger.warning("step %s failed before sending: %s", job.step.id, detail)
+            job.result = SendResult(message_id=job.message_id, status=DeliveryStatus.FAILED)
+            job.recorded = False
+            job.close = (StepState.FAILED, detail)
+
+    def _record(self, jobs: list[_Job]) -> None:
+        """Record the batch's results, then arm what follows each step and close the steps."""
+        store = self._store
+        unsaved = [job for job in jobs if job.result is not None and not job.recorded]
+        if unsaved:
+            statuses = store.save_results([job.to_save() for job in unsaved], now=self._now)
+            for job, status in zip(unsaved, statuses, strict=True):
+                job.status = status
+        for job in jobs:
+            if job.status is None and job.result is not None:
+                job.status = job.result.status  # recorded by the client (capped)
+        # What a step's close and its followers need of its message: read back only when
+        # the message failed (the reason) or has followers (their conditions).
+        wanted = [
+            job
+            for job in jobs
+            if job.stored is None
+            and job.close is None
+            and (job.recorded or job.has_followers() or job.nothing_reached())
+        ]
+        if wanted:
+            stored = store.get_messages([job.message_id for job in wanted])
+            for job in wanted:
+                job.stored = stored.get(job.message_id)
+        updates: list[StepUpdate] = []
+        for job in jobs:
+            state, detail = job.close if job.close is not None else _closing(job)
+            if job.flow is not None and job.has_followers():
+                # Its followers first: the step is closed only once they are armed.
+                if job.close is None:
+                    self._after(job.run, job.flow, job.step.index, updates, job.stored, known=True)
+                else:
+                    self._after(job.run, job.flow, job.step.index, updates)
+            updates.append(StepUpdate(job.step.id, state, message_id=job.message_id, detail=detail))
+        store.update_steps(updates, now=self._now)
 
     def _idempotent(self, recipient: Recipient, via: Sequence[Channel | str] | None) -> bool:
+        """Whether every provider of the chain takes idempotency keys."""
+        key = tuple(via) if via is not None else None
+        known = self._idempotent_chains.get(key) if key is not None else None
+        if known is not None:
+            return known  # a given chain does not depend on the recipient
         router = self._client._router
         providers = [p for c in router.chain(recipient, via) for p in router.by_channel.get(c, [])]
-        return bool(providers) and all(p.capabilities.idempotency for p in providers)
-
-    def _close(
-        self,
-        step: StoredStep,
-        run: dict[str, Any],
-        flow: Flow | None,
-        status: DeliveryStatus,
-        stored: StoredMessage | None,
-        message_id: str,
-    ) -> None:
-        if stored is not None and _failed(stored):
-            skipped = bool(stored.attempts) and all(
-                a.outcome is AttemptOutcome.SKIPPED for a in stored.attempts
-            )
-            state = StepState.SKIPPED if skipped else StepState.FAILED
-            detail = stored.reason
-        elif status is DeliveryStatus.UNKNOWN:
-            state, detail = StepState.UNKNOWN, "the provider's answer was unclear"
-        else:
-            state, detail = StepState.SENT, None
-        if flow is not None and step.index >= 0:
-            self._after(run, flow, step.index)
-        self._store.update_step(step.id, state, now=self._now, message_id=message_id, detail=detail)
+        answer = bool(providers) and all(p.capabilities.idempotency for p in providers)
+        if key is not None:
+            self._idempotent_chains[key] = answer
+        return answer
 
     # -- arming the steps that follow ---------------------------------------------------------
 
-    def _after(self, run: dict[str, Any], flow: Flow, index: int) -> None:
-        """Arm the waiting steps whose condition looks at step ``index``, which just ended."""
-        steps = {s.index: s for s in self._store.run_steps(run["id"])}
-        message = self._ref_message(run["id"], index)
-        for later, spec in enumerate(flow.steps):
-            if later <= index or flow.reference(later) != index:
-                continue
-            stored = steps.get(later)
+    def _after(
+        self,
+        run: dict[str, Any],
+        flow: Flow,
+        index: int,
+        updates: list[StepUpdate],
+        message: StoredMessage | None = None,
+        *,
+        known: bool = False,
+    ) -> None:
+        """Arm the waiting steps whose condition looks at step ``index``, which just ended.
+
+        The changes go to ``updates`` (the caller writes them before it closes the step).
+        ``known``: ``message`` is step ``index``'s message as stored (else it is read).
+        """
+        followers = _followers(flow, index)
+        if not followers:
+            return  # nothing looks at this step: nothing to read
+        steps = self._store.run_steps(run["id"])
+        if not known:
+            message = self._ref_message(steps, index)
+        by_index = {s.index: s for s in steps}
+        for later in followers:
+            stored = by_index.get(later)
             if stored is None or stored.state is not StepState.WAITING:
                 continue
-            self._arm(run, flow, later, spec, stored, message)
+            self._arm(run, flow, later, flow.steps[later], stored, message, updates)
 
     def _arm(
         self,
@@ -648,12 +901,13 @@ class FlowEngine:
         spec: Step,
         stored: StoredStep,
         message: StoredMessage | None,
+        updates: list[StepUpdate],
     ) -> None:
         now = self._now
         condition = spec.when
         ref = flow.reference(index)
         if message is None and not isinstance(condition, Always):
-            self._skip(run, flow, stored, f"step {ref} sent nothing")
+            self._skip(run, flow, stored, f"step {ref} sent nothing", updates)
             return
         due: datetime | None = None
         if isinstance(condition, Always):
@@ -664,7 +918,7 @@ class FlowEngine:
             if _failed(message):
                 due = now + spec.delay
             elif message.delivered_at is not None:
-                self._skip(run, flow, stored, f"step {ref} was delivered")
+                self._skip(run, flow, stored, f"step {ref} was delivered", updates)
                 return
             elif condition.within is not None and stored.due_at is None:
                 due = message.created_at + condition.within  # then it gives up
@@ -672,7 +926,7 @@ class FlowEngine:
             if message.delivered_at is not None:
                 due = message.delivered_at + condition.after + spec.delay
             elif _failed(message):
-                self._skip(run, flow, stored, f"step {ref} failed")
+                self._skip(run, flow, stored, f"step {ref} failed", updates)
                 return
         else:
             assert isinstance(condition, _WITHIN)
@@ -683,27 +937,39 @@ class FlowEngine:
             elif condition.wait_for_final and _final(message):
                 due = now + spec.delay
         if due is not None:
-            self._store.update_step(stored.id, StepState.PENDING, now=now, due_at=due)
+            updates.append(StepUpdate(stored.id, StepState.PENDING, due_at=due))
 
     def on_ingested(self, outcome: IngestOutcome) -> None:
         """React to news about a message: arm or settle the steps that wait on it."""
         if outcome.message_id is None or not (outcome.changed or outcome.first_event):
             return
+        if outcome.flow_waits is False:
+            return  # the store says no step of its run waits (or it belongs to no run)
         message = self._store.get_message(outcome.message_id)
         if message is None or message.run_id is None:
             return
         run = self._store.get_run(message.run_id)
         if run is None or run["state"] != "active" or run["plan"]["kind"] != "flow":
             return
-        flow = Flow.model_validate(run["plan"]["flow"])
+        flow = self._flow(run)
         steps = self._store.run_steps(run["id"])
-        ref = next((s.index for s in steps if s.message_id == outcome.message_id), None)
+        # The step names its message once closed; while it sends, its id is the derived one.
+        message_id = outcome.message_id
+        ref = next(
+            (
+                s.index
+                for s in steps
+                if s.message_id == message_id
+                or (s.message_id is None and step_message_id(s.id) == message_id)
+            ),
+            None,
+        )
         if ref is None or ref < 0:
             return
         by_index = {s.index: s for s in steps}
-        for later, spec in enumerate(flow.steps):
-            if later <= ref or flow.reference(later) != ref:
-                continue
+        updates: list[StepUpdate] = []
+        for later in _followers(flow, ref):
+            spec = flow.steps[later]
             stored = by_index.get(later)
             if stored is None or stored.state.is_final or stored.state is StepState.CLAIMED:
                 continue
@@ -713,6 +979,129 @@ class FlowEngine:
                 # within") step due at once; its guards are still evaluated when it fires.
                 if isinstance(condition, (*_WITHIN, Failed)) and _failed(message):
                     due = min(stored.due_at or self._now, self._now + spec.delay)
-                    self._store.update_step(stored.id, StepState.PENDING, now=self._now, due_at=due)
+                    updates.append(StepUpdate(stored.id, StepState.PENDING, due_at=due))
                 continue
-            self._arm(run, flow, later, spec, stored, message)
+            self._arm(run, flow, later, spec, stored, message, updates)
+        self._store.update_steps(updates, now=self._now)
+
+
+def _followers(flow: Flow, index: int) -> list[int]:
+    """The steps whose condition looks at step ``index``."""
+    if index < 0:
+        return []
+    return [later for later in range(index + 1, len(flow.steps)) if flow.reference(later) == index]
+
+
+def _closing(job: _Job) -> tuple[StepState, str | None]:
+    """A sent step's final state and detail, from its message as stored."""
+    assert job.status is not None
+    stored = job.stored
+    if job.nothing_reached():
+        attempts = stored.attempts if stored is not None else ()
+        skipped = bool(attempts) and all(a.outcome is AttemptOutcome.SKIPPED for a in attempts)
+        return (StepState.SKIPPED if skipped else StepState.FAILED), (
+            stored.reason if stored is not None else None
+        )
+    # The send's own answer (the stored status, for a send recorded before a crash).
+    answer = job.result.status if job.result is not None else job.status
+    if answer is DeliveryStatus.UNKNOWN:
+        return StepState.UNKNOWN, "the provider's answer was unclear"
+    return StepState.SENT, None
+
+
+class _Lease:
+    """When the claims of a batch were taken (or last renewed), and its open steps."""
+
+    __slots__ = ("jobs", "since")
+
+    def __init__(self, since: datetime) -> None:
+        self.since = since
+        self.jobs: list[_Job] = []
+
+
+class _Job:
+    """A claimed step that fires: what it sends, then what came of it."""
+
+    __slots__ = (
+        "begun",
+        "close",
+        "entered",
+        "flow",
+        "handed",
+        "message",
+        "message_id",
+        "recipient",
+        "recorded",
+        "result",
+        "run",
+        "status",
+        "step",
+        "stored",
+        "via",
+    )
+
+    def __init__(
+        self,
+        step: StoredStep,
+        run: dict[str, Any],
+        message: Message,
+        recipient: Recipient,
+        via: Sequence[Channel | str] | None,
+        flow: Flow | None,
+        begun: StoredMessage | None,
+        message_id: str,
+    ) -> None:
+        self.step = step
+        self.run = run
+        self.message = message
+        self.recipient = recipient
+        self.via = via
+        self.flow = flow
+        self.begun = begun
+        self.message_id = message_id  # step_message_id(step.id)
+        self.result: SendResult | None = None
+        self.recorded = False  # the result is in the store already
+        self.status: DeliveryStatus | None = None  # the message's status once recorded
+        self.stored: StoredMessage | None = None  # the message as stored, when read
+        self.close: tuple[StepState, str | None] | None = None  # a state decided already
+        self.handed = False  # its send started
+        self.entered = False  # _fire_batch took it (and tidies up after it if stopped)
+
+    @property
+    def flow_name(self) -> str | None:
+        return self.flow.name if self.flow is not None else None
+
+    def has_followers(self) -> bool:
+        flow = self.flow
+        if flow is None or self.step.index >= len(flow.steps) - 1:
+            return False  # the last step (or a digest, or a single message): none
+        return bool(_followers(flow, self.step.index))
+
+    def nothing_reached(self) -> bool:
+        """The message failed (``_failed`` of the stored message, from what is known)."""
+        if self.stored is not None:
+            return _failed(self.stored)
+        assert self.status is not None
+        assert self.result is not None
+        return _nothing_reached(self.status, self.result.attempts)
+
+    def pending(self) -> PendingMessage:
+        return PendingMessage(
+            self.message_id,
+            self.recipient.id,
+            self.message.category,
+            self.run["id"],
+            self.step.id,
+            self.flow_name,
+        )
+
+    def to_save(self) -> ResultToSave:
+        assert self.result is not None
+        return ResultToSave(
+            self.result,
+            self.recipient.id,
+            self.message.category,
+            self.run["id"],
+            self.step.id,
+            self.flow_name,
+        )

@@ -21,9 +21,10 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,12 @@ from anysend._models import Channel, Recipient
 from anysend._records import (
     HistoryEntry,
     IngestOutcome,
+    PendingMessage,
     Report,
     ReportRow,
+    ResultToSave,
     StepState,
+    StepUpdate,
     StoredMessage,
     StoredStep,
 )
@@ -44,10 +48,24 @@ from anysend._status import DeliveryStatus, EventType
 
 __all__ = ["SQLiteStore", "Store"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _FAILED = ("rejected", "undeliverable", "failed", "expired")
 _DELIVERED = ("delivered", "read")
+_SETTLED = (DeliveryStatus.DELIVERED, DeliveryStatus.READ)
+#: Ids per ``IN (...)`` list: well below SQLite's limit on bound parameters.
+_CHUNK = 500
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+@lru_cache(maxsize=16)
+def _health_sql(count: int) -> str:
+    marks = ", ".join("?" * count)
+    return f"SELECT provider, benched_until FROM provider_health WHERE provider IN ({marks})"  # noqa: S608
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -302,6 +320,94 @@ class Store(ABC):
     def next_due(self) -> datetime | None:
         """When the next pending step is due (``None`` when none is)."""
 
+    # -- batches --------------------------------------------------------------------------------
+    # Optional: each default calls the one-item method above for every item, so a store that
+    # implements only those works. A store that can do better (one query, one transaction)
+    # overrides them: the flow engine runs due steps through these.
+
+    def get_runs(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Several runs at once: ``{run id: run}`` as :meth:`get_run` gives each.
+
+        Runs that do not exist are left out.
+        """
+        runs: dict[str, dict[str, Any]] = {}
+        for run_id in dict.fromkeys(run_ids):
+            run = self.get_run(run_id)
+            if run is not None:
+                runs[run_id] = run
+        return runs
+
+    def get_messages(self, message_ids: Sequence[str]) -> dict[str, StoredMessage]:
+        """Several messages at once: ``{message id: message}``; unknown ids are left out."""
+        messages: dict[str, StoredMessage] = {}
+        for message_id in dict.fromkeys(message_ids):
+            message = self.get_message(message_id)
+            if message is not None:
+                messages[message_id] = message
+        return messages
+
+    def begin_messages(self, messages: Sequence[PendingMessage], *, now: datetime) -> None:
+        """:meth:`begin_message` for several messages (in one transaction, where possible)."""
+        for m in messages:
+            self.begin_message(
+                m.message_id,
+                now=now,
+                recipient_id=m.recipient_id,
+                category=m.category,
+                run_id=m.run_id,
+                step_id=m.step_id,
+                flow=m.flow,
+            )
+
+    def abandon_messages(self, message_ids: Sequence[str]) -> None:  # noqa: B027
+        """Forget messages begun (``pending``) whose send never started.
+
+        Only messages still ``pending`` go. The flow engine calls it when a batch of steps
+        stops before their sends (an exception, a canceled task), so that the steps' next
+        claim sends them as usual. The default keeps them: they then count as possibly
+        sent (sent again with the same idempotency key, or recorded ``unknown``).
+        """
+
+    def save_results(
+        self, results: Sequence[ResultToSave], *, now: datetime
+    ) -> list[DeliveryStatus]:
+        """:meth:`save_result` for several results, in order; each message's status after.
+
+        In one transaction, where possible.
+        """
+        statuses: list[DeliveryStatus] = []
+        for r in results:
+            statuses.append(
+                self.save_result(
+                    r.result,
+                    now=now,
+                    recipient_id=r.recipient_id,
+                    category=r.category,
+                    run_id=r.run_id,
+                    step_id=r.step_id,
+                    flow=r.flow,
+                )
+            )
+        return statuses
+
+    def update_steps(self, updates: Sequence[StepUpdate], *, now: datetime) -> None:
+        """:meth:`update_step` for several steps, applied in the order given.
+
+        The flow engine lists the steps it arms before the step it closes: in order, a crash
+        part-way leaves that step open, and it is finished when claimed again. A store that
+        can applies them in one transaction.
+        """
+        for u in updates:
+            self.update_step(
+                u.step_id,
+                u.state,
+                now=now,
+                due_at=u.due_at,
+                message_id=u.message_id,
+                detail=u.detail,
+                lease_until=u.lease_until,
+            )
+
     # -- provider health --------------------------------------------------------------------------
 
     @abstractmethod
@@ -480,6 +586,22 @@ _MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # version 2: claim_due reads two index ranges (pending steps by due time, then creation;
+    # claims by lease end) instead of scanning and sorting the steps. Both indexes are
+    # partial: a step is in one only while it is pending or claimed, so claiming and closing
+    # it touch them least. No query looks steps up by message (an index every closed step
+    # wrote to); a recipient's steps (digests, history, forget) are found without a scan. A
+    # run's end no longer moves it in an index (a person has few runs: their state is
+    # checked row by row).
+    """
+    DROP INDEX steps_due;
+    CREATE INDEX steps_due ON steps (due_at) WHERE state = 'pending';
+    CREATE INDEX steps_lease ON steps (lease_until) WHERE state = 'claimed';
+    DROP INDEX steps_message;
+    CREATE INDEX steps_recipient ON steps (recipient_id, digest_key);
+    DROP INDEX runs_recipient;
+    CREATE INDEX runs_recipient ON runs (recipient_id);
+    """,
 ]
 
 
@@ -556,6 +678,8 @@ class SQLiteStore(Store):
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._pid = os.getpid()
+        # Providers with no failure counted, as the last look at the store found them.
+        self._uncounted: set[str] = set()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r})"
@@ -578,7 +702,16 @@ class SQLiteStore(Store):
         try:
             if self.path != ":memory:":
                 self._use_wal(db)
+                # WAL with synchronous=NORMAL: a committed transaction survives the process
+                # being killed (it is in the WAL file, written before COMMIT returns); only
+                # the checkpoints that copy the WAL into the database file wait for the disk
+                # (fsync), so a power loss or an OS crash may lose the last transactions,
+                # never corrupt the file (docs/store.md, "Durability").
                 db.execute("PRAGMA synchronous=NORMAL")
+                # A checkpoint every 10,000 pages (about 40 MB of WAL) rather than SQLite's
+                # 1,000: ten times fewer fsyncs, and a page written again and again (an
+                # index's last page) is copied once per checkpoint.
+                db.execute("PRAGMA wal_autocheckpoint=10000")
             self._migrate(db)
         except BaseException:
             db.close()
@@ -631,7 +764,7 @@ class SQLiteStore(Store):
     @property
     def schema_version(self) -> int:
         """The schema version of the open store."""
-        with self._tx(write=False) as db:
+        with self._read() as db:
             row = db.execute("SELECT value FROM anysend_meta WHERE key = 'schema'").fetchone()
             return int(row[0])
 
@@ -648,6 +781,24 @@ class SQLiteStore(Store):
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        # One SELECT needs no explicit transaction: SQLite runs it in one of its own (a
+        # consistent snapshot), without the two extra round trips of BEGIN and COMMIT.
+        with self._lock:
+            yield self._connect()
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        """The first row of one SELECT (in a transaction of its own, as :meth:`_read`)."""
+        with self._lock:
+            row: sqlite3.Row | None = self._connect().execute(sql, params).fetchone()
+            return row
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Every row of one SELECT (in a transaction of its own, as :meth:`_read`)."""
+        with self._lock:
+            return self._connect().execute(sql, params).fetchall()
 
     def close(self) -> None:
         """Close the connection (the next call opens it again)."""
@@ -670,13 +821,38 @@ class SQLiteStore(Store):
         flow: str | None = None,
     ) -> None:
         """Record a message about to be sent (status ``pending``)."""
+        self.begin_messages(
+            [PendingMessage(message_id, recipient_id, category, run_id, step_id, flow)], now=now
+        )
+
+    def begin_messages(self, messages: Sequence[PendingMessage], *, now: datetime) -> None:
+        """Record messages about to be sent (status ``pending``), in one transaction."""
+        if not messages:
+            return
+        at = _ts(now)
         with self._tx() as db:
-            db.execute(
+            db.executemany(
                 "INSERT OR IGNORE INTO messages (id, recipient_id, category, status, outcome,"
                 " flow, run_id, step_id, created_at, updated_at)"
                 " VALUES (?, ?, ?, 'pending', 'pending', ?, ?, ?, ?, ?)",
-                (message_id, recipient_id, category, flow, run_id, step_id, _ts(now), _ts(now)),
+                [
+                    (m.message_id, m.recipient_id, m.category, m.flow, m.run_id, m.step_id, at, at)
+                    for m in messages
+                ],
             )
+
+    def abandon_messages(self, message_ids: Sequence[str]) -> None:
+        """Delete messages still ``pending`` whose send never started."""
+        ids = list(dict.fromkeys(message_ids))
+        if not ids:
+            return
+        with self._tx() as db:
+            for chunk in _chunks(ids):
+                marks = ", ".join("?" * len(chunk))
+                db.execute(
+                    f"DELETE FROM messages WHERE outcome = 'pending' AND id IN ({marks})",  # noqa: S608
+                    chunk,
+                )
 
     def save_result(
         self,
@@ -690,6 +866,71 @@ class SQLiteStore(Store):
         flow: str | None = None,
     ) -> DeliveryStatus:
         """Record a send's outcome and apply events that were waiting for it."""
+        saved = self.save_results(
+            [ResultToSave(result, recipient_id, category, run_id, step_id, flow)], now=now
+        )
+        return saved[0]
+
+    def save_results(
+        self, results: Sequence[ResultToSave], *, now: datetime
+    ) -> list[DeliveryStatus]:
+        """Record several sends' outcomes in one transaction (see :meth:`save_result`)."""
+        if not results:
+            return []
+        at = _ts(now)
+        rows: list[tuple[Any, ...]] = []
+        refs: list[tuple[str, str, str]] = []
+        for item in results:
+            row, sent_refs = self._result_row(item, at)
+            rows.append(row)
+            refs += sent_refs
+        statuses = {item.result.message_id: item.result.status for item in results}
+        with self._tx() as db:
+            # A message begun before its send keeps its creation time; its times and status
+            # are rebuilt from its events below, as if it were recorded anew.
+            db.executemany(
+                "INSERT INTO messages (id, recipient_id, category, channel, provider, address,"
+                " status, outcome, reason, accepted, flow, run_id, step_id, attempts,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET recipient_id = excluded.recipient_id,"
+                " category = excluded.category, channel = excluded.channel,"
+                " provider = excluded.provider, address = excluded.address,"
+                " status = excluded.status, outcome = excluded.outcome,"
+                " reason = excluded.reason, accepted = excluded.accepted, flow = excluded.flow,"
+                " run_id = excluded.run_id, step_id = excluded.step_id,"
+                " attempts = excluded.attempts, opened_at = NULL, clicked_at = NULL,"
+                " delivered_at = NULL, read_at = NULL, updated_at = excluded.updated_at",
+                rows,
+            )
+            if refs:
+                db.executemany("INSERT OR REPLACE INTO provider_refs VALUES (?, ?, ?)", refs)
+                # Events waiting for their message (one look first: usually there are none).
+                if db.execute("SELECT 1 FROM events WHERE message_id IS NULL LIMIT 1").fetchone():
+                    db.executemany(
+                        "UPDATE events SET message_id = ? WHERE message_id IS NULL"
+                        " AND provider = ? AND provider_message_id = ?",
+                        [(message_id, provider, pmid) for provider, pmid, message_id in refs],
+                    )
+            # Events that came before the send was recorded (a fast callback): apply them now.
+            ids = list(statuses)
+            for chunk in _chunks(ids):
+                marks = ", ".join("?" * len(chunk))
+                for event in db.execute(
+                    f"SELECT * FROM events WHERE message_id IN ({marks}) ORDER BY seq",  # noqa: S608
+                    chunk,
+                ).fetchall():
+                    message_id = event["message_id"]
+                    statuses[message_id], _, _ = self._apply(
+                        db, message_id, statuses[message_id], event
+                    )
+        return [statuses[item.result.message_id] for item in results]
+
+    @staticmethod
+    def _result_row(
+        item: ResultToSave, at: float | None
+    ) -> tuple[tuple[Any, ...], list[tuple[str, str, str]]]:
+        """The messages row of a result, and its (provider, provider id, message id) refs."""
+        result = item.result
         sent = [a for a in result.attempts if a.outcome is AttemptOutcome.SENT]
         if result.ok and (sent or result.status is not DeliveryStatus.SCHEDULED):
             outcome = "sent"  # a provider-side schedule too: the provider took it
@@ -710,7 +951,7 @@ class SQLiteStore(Store):
             reason = next(
                 (a.skip_reason.value for a in reversed(result.attempts) if a.skip_reason), None
             )
-        attempts = json.dumps([a.model_dump(mode="json") for a in result.attempts])
+        attempts = "[" + ",".join(a.model_dump_json() for a in result.attempts) + "]"
         # A message nothing accepted still counts for the channel and provider that were
         # tried last, so that reports show failures where they happened.
         tried = [a for a in result.attempts if a.outcome is not AttemptOutcome.SKIPPED]
@@ -718,96 +959,70 @@ class SQLiteStore(Store):
         channel = result.channel or (last.channel if last else None)
         provider = result.provider or (last.provider if last else None)
         address = result.address or (last.address if last else None)
-        with self._tx() as db:
-            existing = db.execute(
-                "SELECT created_at, recipient_id FROM messages WHERE id = ?",
-                (result.message_id,),
-            ).fetchone()
-            created = existing["created_at"] if existing else _ts(now)
-            db.execute(
-                "INSERT OR REPLACE INTO messages (id, recipient_id, category, channel, provider,"
-                " address, status, outcome, reason, accepted, flow, run_id, step_id, attempts,"
-                " created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    result.message_id,
-                    recipient_id,
-                    category,
-                    channel.value if channel else None,
-                    provider,
-                    address,
-                    result.status.value,
-                    outcome,
-                    reason,
-                    1 if result.ok and sent else 0,  # a provider took it (maybe to send later)
-                    flow,
-                    run_id,
-                    step_id,
-                    attempts,
-                    created,
-                    _ts(now),
-                ),
-            )
-            for attempt in sent:
-                if attempt.receipt and attempt.receipt.provider_message_id and attempt.provider:
-                    db.execute(
-                        "INSERT OR REPLACE INTO provider_refs VALUES (?, ?, ?)",
-                        (
-                            attempt.provider,
-                            attempt.receipt.provider_message_id,
-                            result.message_id,
-                        ),
-                    )
-                    db.execute(
-                        "UPDATE events SET message_id = ? WHERE message_id IS NULL"
-                        " AND provider = ? AND provider_message_id = ?",
-                        (
-                            result.message_id,
-                            attempt.provider,
-                            attempt.receipt.provider_message_id,
-                        ),
-                    )
-            # Events that came before the send was recorded (a fast callback): apply them now.
-            status = result.status
-            for row in db.execute(
-                "SELECT * FROM events WHERE message_id = ? ORDER BY seq", (result.message_id,)
-            ).fetchall():
-                status, _, _ = self._apply(db, result.message_id, status, row)
-            return status
+        row = (
+            result.message_id,
+            item.recipient_id,
+            item.category,
+            channel,  # str enums: bound as their values
+            provider,
+            address,
+            result.status,
+            outcome,
+            reason,
+            1 if result.ok and sent else 0,  # a provider took it (maybe to send later)
+            item.flow,
+            item.run_id,
+            item.step_id,
+            attempts,
+            at,
+            at,
+        )
+        refs = [
+            (a.provider, a.receipt.provider_message_id, result.message_id)
+            for a in sent
+            if a.receipt and a.receipt.provider_message_id and a.provider
+        ]
+        return row, refs
 
     @staticmethod
     def _apply(
-        db: sqlite3.Connection, message_id: str, status: DeliveryStatus, row: sqlite3.Row
+        db: sqlite3.Connection,
+        message_id: str,
+        status: DeliveryStatus,
+        row: Mapping[str, Any] | sqlite3.Row,
     ) -> tuple[DeliveryStatus, bool, bool]:
         """Apply one stored event to its message; (status, status changed, first event)."""
         at = row["occurred_at"] if row["occurred_at"] is not None else row["received_at"]
         if row["kind"] == "status":
             new = DeliveryStatus(row["value"])
             changed = status.can_move_to(new)
-            stamps = []
-            if new in (DeliveryStatus.DELIVERED, DeliveryStatus.READ):
-                stamps.append("delivered_at")
-            if new is DeliveryStatus.READ:
-                stamps.append("read_at")
-            for column in stamps:  # also when an earlier "read" already moved the status
-                # The earliest report wins: a late "delivered" is older than the "read".
-                db.execute(
-                    f"UPDATE messages SET {column} = ? WHERE id = ?"  # noqa: S608
-                    f" AND ({column} IS NULL OR {column} > ?)",
-                    (at, message_id, at),
+            fields: list[str] = []
+            params: list[Any] = []
+            # The times are set also when an earlier "read" already moved the status; the
+            # earliest report wins: a late "delivered" is older than the "read".
+            if new in _SETTLED:
+                fields.append(
+                    "delivered_at = CASE WHEN delivered_at IS NULL OR delivered_at > ?"
+                    " THEN ? ELSE delivered_at END"
                 )
+                params += (at, at)
+            if new is DeliveryStatus.READ:
+                fields.append(
+                    "read_at = CASE WHEN read_at IS NULL OR read_at > ? THEN ? ELSE read_at END"
+                )
+                params += (at, at)
             if changed:
-                fields = "status = ?, updated_at = ?"
-                params: list[Any] = [new.value, row["received_at"]]
+                fields.append("status = ?, updated_at = ?")
+                params += (new.value, row["received_at"])
                 if new.value in _FAILED:
-                    fields += ", outcome = 'failed', reason = ?"
+                    fields.append("outcome = 'failed', reason = ?")
                     params.append(row["reason"] or row["raw_status"])
+            if fields:
                 db.execute(
-                    f"UPDATE messages SET {fields} WHERE id = ?",  # noqa: S608
+                    f"UPDATE messages SET {', '.join(fields)} WHERE id = ?",  # noqa: S608
                     (*params, message_id),
                 )
-                return new, True, False
-            return status, False, False
+            return (new, True, False) if changed else (status, False, False)
         stamp = {"opened": "opened_at", "clicked": "clicked_at"}.get(row["value"])
         if stamp is None:
             return status, False, False
@@ -828,6 +1043,31 @@ class SQLiteStore(Store):
                 (message_id,),
             ).fetchall()
             return self._message(row, tuple(r[0] for r in refs))
+
+    def get_messages(self, message_ids: Sequence[str]) -> dict[str, StoredMessage]:
+        """Several messages at once (one read transaction)."""
+        rows: list[sqlite3.Row] = []
+        refs: dict[str, list[str]] = {}
+        ids = list(dict.fromkeys(message_ids))
+        if not ids:
+            return {}
+        with self._tx(write=False) as db:
+            for chunk in _chunks(ids):
+                marks = ", ".join("?" * len(chunk))
+                found = db.execute(
+                    f"SELECT * FROM messages WHERE id IN ({marks})",  # noqa: S608
+                    chunk,
+                ).fetchall()
+                if not found:
+                    continue
+                rows += found
+                for message_id, pmid in db.execute(
+                    "SELECT message_id, provider_message_id FROM provider_refs"  # noqa: S608
+                    f" WHERE message_id IN ({marks}) ORDER BY rowid",
+                    chunk,
+                ).fetchall():
+                    refs.setdefault(message_id, []).append(pmid)
+        return {row["id"]: self._message(row, tuple(refs.get(row["id"], ()))) for row in rows}
 
     @staticmethod
     def _message(row: sqlite3.Row, refs: tuple[str, ...]) -> StoredMessage:
@@ -853,60 +1093,85 @@ class SQLiteStore(Store):
         )
 
     def ingest(self, event: DeliveryEvent, *, now: datetime) -> IngestOutcome:
-        """Store a delivery event once; move its message's status forward only."""
+        """Store a delivery event once; move its message's status forward only.
+
+        One transaction: the message is found by its provider id (or anysend's id), the
+        event stored, the message moved, and whether a flow step may react is told (so the
+        flow engine reads nothing back for a message no step waits on).
+        """
         kind, value = (
             ("status", event.status.value) if event.status else ("event", str(event.event.value))  # type: ignore[union-attr]
         )
+        stored: dict[str, Any] = {
+            "kind": kind,
+            "value": value,
+            "raw_status": event.raw_status,
+            "reason": event.reason.value if event.reason else None,
+            "occurred_at": _ts(event.occurred_at),
+            "received_at": _ts(now),
+        }
         with self._tx() as db:
-            message_id = event.message_id
-            if event.provider_message_id:
-                ref = db.execute(
-                    "SELECT message_id FROM provider_refs WHERE provider = ?"
-                    " AND provider_message_id = ?",
+            message = None
+            # anysend's id, when the event names it, wins over the provider's id (which all the
+            # recipients of a batch send share); an event naming a message not recorded yet
+            # is kept under that id and applied when the message is (save_results).
+            if event.message_id is not None:
+                message = db.execute(
+                    "SELECT id, status, run_id, channel, address FROM messages WHERE id = ?",
+                    (event.message_id,),
+                ).fetchone()
+            elif event.provider_message_id:
+                message = db.execute(
+                    "SELECT m.id, m.status, m.run_id, m.channel, m.address FROM provider_refs r"
+                    " JOIN messages m ON m.id = r.message_id"
+                    " WHERE r.provider = ? AND r.provider_message_id = ?",
                     (event.provider, event.provider_message_id),
                 ).fetchone()
-                if ref is not None:
-                    message_id = ref[0]
-            if message_id is not None:
-                known = db.execute(
-                    "SELECT status FROM messages WHERE id = ?", (message_id,)
-                ).fetchone()
-                if known is None:
-                    message_id = None
+            message_id = None if message is None else message[0]
             cursor = db.execute(
                 "INSERT OR IGNORE INTO events (dedup, message_id, provider, provider_message_id,"
                 " kind, value, raw_status, reason, recipient, occurred_at, received_at, raw)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     _event_dedup(event),
-                    message_id,
+                    message_id or event.message_id,
                     event.provider,
                     event.provider_message_id,
                     kind,
                     value,
-                    event.raw_status,
-                    event.reason.value if event.reason else None,
+                    stored["raw_status"],
+                    stored["reason"],
                     event.recipient,
-                    _ts(event.occurred_at),
-                    _ts(now),
+                    stored["occurred_at"],
+                    stored["received_at"],
                     json.dumps(event.raw, default=str),
                 ),
             )
             if cursor.rowcount == 0:
                 return IngestOutcome(new=False, message_id=message_id)
-            if message_id is None:
+            if message is None:
                 return IngestOutcome(new=True)
-            status = DeliveryStatus(
-                db.execute("SELECT status FROM messages WHERE id = ?", (message_id,)).fetchone()[0]
-            )
-            row = db.execute("SELECT * FROM events WHERE seq = ?", (cursor.lastrowid,)).fetchone()
-            new_status, changed, first = self._apply(db, message_id, status, row)
+            message_id, current, run_id, channel, address = message
+            status, changed, first = self._apply(db, message_id, DeliveryStatus(current), stored)
+            waits: bool | None = None
+            if changed or first:
+                waits = run_id is not None and bool(
+                    db.execute(
+                        "SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = ?"
+                        " AND state IN ('waiting', 'pending'))",
+                        (run_id,),
+                    ).fetchone()[0]
+                )
             return IngestOutcome(
                 new=True,
                 message_id=message_id,
-                status=new_status,
+                status=status,
                 changed=changed,
                 first_event=first,
+                run_id=run_id,
+                flow_waits=waits,
+                channel=Channel(channel) if channel else None,
+                address=address,
             )
 
     def save_inbound(
@@ -935,14 +1200,14 @@ class SQLiteStore(Store):
 
     def count_sent(self, recipient_id: str, category: str, since: datetime) -> int:
         """Messages of ``category`` sent (or accepted) to the recipient after ``since``."""
-        with self._tx(write=False) as db:
-            # The window is (since, now]: a message exactly one window old no longer counts.
-            row = db.execute(
-                "SELECT COUNT(*) FROM messages WHERE recipient_id = ? AND category = ?"
-                " AND created_at > ? AND (accepted = 1 OR outcome IN ('pending', 'unknown'))",
-                (recipient_id, category, _ts(since)),
-            ).fetchone()
-            return int(row[0])
+        # The window is (since, now]: a message exactly one window old no longer counts.
+        row = self._one(
+            "SELECT COUNT(*) FROM messages WHERE recipient_id = ? AND category = ?"
+            " AND created_at > ? AND (accepted = 1 OR outcome IN ('pending', 'unknown'))",
+            (recipient_id, category, _ts(since)),
+        )
+        assert row is not None
+        return int(row[0])
 
     # -- idempotency ----------------------------------------------------------------------------
 
@@ -1043,12 +1308,11 @@ class SQLiteStore(Store):
 
     def find_profile(self, channel: Channel, address: str) -> str | None:
         """The id of the profile that owns an address on a channel."""
-        with self._tx(write=False) as db:
-            row = db.execute(
-                "SELECT recipient_id FROM contacts WHERE channel = ? AND address = ?",
-                (Channel(channel).value, _normal_address(Channel(channel), address)),
-            ).fetchone()
-            return None if row is None else row[0]
+        row = self._one(
+            "SELECT recipient_id FROM contacts WHERE channel = ? AND address = ?",
+            (Channel(channel).value, _normal_address(Channel(channel), address)),
+        )
+        return None if row is None else row[0]
 
     def mark_invalid(self, channel: Channel, address: str, reason: str, *, now: datetime) -> None:
         """Mark a contact point dead: it is no longer used."""
@@ -1098,19 +1362,17 @@ class SQLiteStore(Store):
         """Why an address must not be used, or ``None``."""
         channel = Channel(channel)
         normal = _normal_address(channel, address)
-        with self._tx(write=False) as db:
-            row = db.execute(
-                "SELECT reason FROM suppressions WHERE channel = ? AND address_hash = ?",
-                (channel.value, address_hash(channel, normal)),
-            ).fetchone()
-            if row is not None:
-                return f"suppressed: {row[0]}"
-            row = db.execute(
-                "SELECT invalid_reason FROM contacts WHERE channel = ? AND address = ?"
-                " AND invalid_at IS NOT NULL",
-                (channel.value, normal),
-            ).fetchone()
-            return None if row is None else f"contact_invalid: {row[0]}"
+        # One statement; a suppression wins over an invalid contact point.
+        rows = self._all(
+            "SELECT 0, reason FROM suppressions WHERE channel = ? AND address_hash = ?"
+            " UNION ALL SELECT 1, invalid_reason FROM contacts WHERE channel = ?"
+            " AND address = ? AND invalid_at IS NOT NULL",
+            (channel.value, address_hash(channel, normal), channel.value, normal),
+        )
+        if not rows:
+            return None
+        kind, reason = min(tuple(row) for row in rows)
+        return f"{'contact_invalid' if kind else 'suppressed'}: {reason}"
 
     # -- business events ------------------------------------------------------------------------
 
@@ -1130,13 +1392,12 @@ class SQLiteStore(Store):
         if not names:
             return False
         marks = ", ".join("?" for _ in names)
-        with self._tx(write=False) as db:
-            row = db.execute(
-                f"SELECT 1 FROM business_events WHERE recipient_id = ? AND name IN ({marks})"  # noqa: S608
-                " AND occurred_at >= ? LIMIT 1",
-                (recipient_id, *names, _ts(since)),
-            ).fetchone()
-            return row is not None
+        row = self._one(
+            f"SELECT 1 FROM business_events WHERE recipient_id = ? AND name IN ({marks})"  # noqa: S608
+            " AND occurred_at >= ? LIMIT 1",
+            (recipient_id, *names, _ts(since)),
+        )
+        return row is not None
 
     # -- flows ------------------------------------------------------------------------------------
 
@@ -1182,10 +1443,20 @@ class SQLiteStore(Store):
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """A run as a dict, or ``None``."""
-        with self._tx(write=False) as db:
-            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
-            return None
+        row = self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return None if row is None else self._run(row)
+
+    def get_runs(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Several runs at once (one query per 500)."""
+        ids = list(dict.fromkeys(run_ids))
+        rows: list[sqlite3.Row] = []
+        for chunk in _chunks(ids):
+            marks = ", ".join("?" * len(chunk))
+            rows += self._all(f"SELECT * FROM runs WHERE id IN ({marks})", chunk)  # noqa: S608
+        return {row["id"]: self._run(row) for row in rows}
+
+    @staticmethod
+    def _run(row: sqlite3.Row) -> dict[str, Any]:
         return {
             "id": row["id"],
             "key": row["key"],
@@ -1213,10 +1484,7 @@ class SQLiteStore(Store):
 
     def run_steps(self, run_id: str) -> list[StoredStep]:
         """The steps of a run, in order."""
-        with self._tx(write=False) as db:
-            rows = db.execute(
-                "SELECT * FROM steps WHERE run_id = ? ORDER BY idx, id", (run_id,)
-            ).fetchall()
+        rows = self._all("SELECT * FROM steps WHERE run_id = ? ORDER BY idx, id", (run_id,))
         return [self._step(r) for r in rows]
 
     def cancel_runs(
@@ -1272,19 +1540,33 @@ class SQLiteStore(Store):
     def claim_due(
         self, *, now: datetime, worker: str, lease: timedelta, limit: int
     ) -> list[StoredStep]:
-        """Atomically claim due steps and steps whose lease ran out."""
+        """Atomically claim due steps and steps whose lease ran out, earliest due first.
+
+        Steps due at the same time go in the order they were created. Two index range
+        scans, each stopping at ``limit``: pending steps due by ``now`` (``steps_due``, by
+        due time and then row id: creation order) and claims whose lease ended
+        (``steps_lease``); the earliest ``limit`` of both are claimed. The steps of one
+        batch are neighbours in the table, so claiming and closing them touches few pages.
+        """
+        if limit <= 0:
+            return []
+        at = _ts(now)
         with self._tx() as db:
             rows = db.execute(
                 "UPDATE steps SET state = 'claimed', worker = ?, lease_until = ?,"
-                " claims = claims + 1, updated_at = ?"
-                " WHERE id IN (SELECT id FROM steps WHERE (state = 'pending' AND due_at <= ?)"
-                " OR (state = 'claimed' AND lease_until <= ?) ORDER BY due_at, id LIMIT ?)"
-                " RETURNING *",
-                (worker, _ts(now + lease), _ts(now), _ts(now), _ts(now), limit),
+                " claims = claims + 1, updated_at = ? WHERE rowid IN (SELECT seq FROM ("
+                "SELECT seq, due_at FROM (SELECT rowid AS seq, due_at FROM steps"
+                " INDEXED BY steps_due WHERE state = 'pending' AND due_at <= ?"
+                " ORDER BY due_at, rowid LIMIT ?)"
+                " UNION ALL "
+                "SELECT seq, due_at FROM (SELECT rowid AS seq, due_at FROM steps"
+                " INDEXED BY steps_lease WHERE state = 'claimed' AND lease_until <= ?"
+                " ORDER BY due_at, rowid LIMIT ?)"
+                " ORDER BY due_at, seq LIMIT ?)) RETURNING rowid, *",
+                (worker, _ts(now + lease), at, at, limit, at, limit, limit),
             ).fetchall()
-        steps = [self._step(r) for r in rows]
-        steps.sort(key=lambda s: (s.due_at or now, s.id))
-        return steps
+        rows.sort(key=lambda r: (r["due_at"] if r["due_at"] is not None else at, r[0]))
+        return [self._step(r) for r in rows]
 
     def update_step(
         self,
@@ -1298,38 +1580,49 @@ class SQLiteStore(Store):
         lease_until: datetime | None = None,
     ) -> None:
         """Move a step to ``state``."""
+        self.update_steps(
+            [StepUpdate(step_id, state, due_at, message_id, detail, lease_until)], now=now
+        )
+
+    def update_steps(self, updates: Sequence[StepUpdate], *, now: datetime) -> None:
+        """Apply step changes in order, in one transaction; runs left with no open step end."""
+        if not updates:
+            return
+        at = _ts(now)
         with self._tx() as db:
-            db.execute(
+            db.executemany(
                 "UPDATE steps SET state = ?, due_at = COALESCE(?, due_at),"
                 " message_id = COALESCE(?, message_id), detail = COALESCE(?, detail),"
                 " worker = CASE WHEN ? = 'claimed' THEN worker ELSE NULL END,"
                 " lease_until = COALESCE(?, lease_until),"
                 " updated_at = ? WHERE id = ?",
-                (
-                    state.value,
-                    _ts(due_at),
-                    message_id,
-                    detail,
-                    state.value,
-                    _ts(lease_until),
-                    _ts(now),
-                    step_id,
-                ),
+                [
+                    (
+                        u.state,  # a str enum: bound as its value
+                        _ts(u.due_at),
+                        u.message_id,
+                        u.detail,
+                        u.state,
+                        _ts(u.lease_until),
+                        at,
+                        u.step_id,
+                    )
+                    for u in updates
+                ],
             )
-            if state.is_final:
-                row = db.execute("SELECT run_id FROM steps WHERE id = ?", (step_id,)).fetchone()
-                if row is not None:
-                    open_steps = db.execute(
-                        "SELECT COUNT(*) FROM steps WHERE run_id = ? AND state IN"
-                        " ('waiting', 'pending', 'claimed')",
-                        (row[0],),
-                    ).fetchone()[0]
-                    if open_steps == 0:
-                        db.execute(
-                            "UPDATE runs SET state = 'done', ended_at = ?"
-                            " WHERE id = ? AND state = 'active'",
-                            (_ts(now), row[0]),
-                        )
+            # This store names steps "<run id>.<index>" (create_run, add_digest_item).
+            ended = list(
+                dict.fromkeys(u.step_id.rpartition(".")[0] for u in updates if u.state.is_final)
+            )
+            for chunk in _chunks(ended):
+                marks = ", ".join("?" * len(chunk))
+                db.execute(
+                    "UPDATE runs SET state = 'done', ended_at = ? WHERE state = 'active'"  # noqa: S608
+                    f" AND id IN ({marks}) AND NOT EXISTS (SELECT 1 FROM steps"
+                    " WHERE steps.run_id = runs.id"
+                    " AND steps.state IN ('waiting', 'pending', 'claimed'))",
+                    (at, *chunk),
+                )
 
     def add_digest_item(
         self,
@@ -1393,7 +1686,7 @@ class SQLiteStore(Store):
 
     def next_due(self) -> datetime | None:
         """When the next pending step is due."""
-        with self._tx(write=False) as db:
+        with self._read() as db:
             row = db.execute(
                 "SELECT MIN(due_at) FROM steps WHERE state = 'pending'"
                 " UNION ALL SELECT MIN(lease_until) FROM steps WHERE state = 'claimed'"
@@ -1407,23 +1700,35 @@ class SQLiteStore(Store):
         """The providers among ``names`` that are benched at ``now``."""
         if not names:
             return set()
-        marks = ", ".join("?" for _ in names)
-        with self._tx(write=False) as db:
-            rows = db.execute(
-                f"SELECT provider FROM provider_health WHERE provider IN ({marks})"  # noqa: S608
-                " AND benched_until > ?",
-                (*names, _ts(now)),
-            ).fetchall()
-        return {r[0] for r in rows}
+        rows = self._all(_health_sql(len(names)), names)
+        # Remembered for record_health: a success after this look needs no write for a
+        # provider that had no failure counted.
+        if not rows:
+            self._uncounted.update(names)
+            return set()
+        counted = {r[0] for r in rows}
+        self._uncounted.update(name for name in names if name not in counted)
+        self._uncounted.difference_update(counted)
+        at = now.timestamp()
+        return {r[0] for r in rows if r[1] is not None and r[1] > at}
 
     def record_health(
         self, name: str, ok: bool, *, now: datetime, threshold: int, cooldown: timedelta
     ) -> None:
         """Count a provider-level failure, or reset on success."""
-        with self._tx() as db:
-            if ok:
-                db.execute("DELETE FROM provider_health WHERE provider = ?", (name,))
+        if ok:
+            # A success changes something only after failures: most need no write, and
+            # none needs a look at the store when the last one (unhealthy(), before the
+            # send) found no failure counted for the provider.
+            if name in self._uncounted:
                 return
+            if self._one("SELECT 1 FROM provider_health WHERE provider = ?", (name,)) is not None:
+                with self._tx() as db:
+                    db.execute("DELETE FROM provider_health WHERE provider = ?", (name,))
+            self._uncounted.add(name)
+            return
+        self._uncounted.discard(name)
+        with self._tx() as db:
             row = db.execute(
                 "SELECT failures FROM provider_health WHERE provider = ?", (name,)
             ).fetchone()
@@ -1551,7 +1856,7 @@ class SQLiteStore(Store):
             raise ValueError("by must be 'channel', 'provider', 'category' or 'flow'")
         groups: dict[str | None, dict[str, Any]] = {}
         total: dict[str, Any] = {}
-        with self._tx(write=False) as db:
+        with self._read() as db:
             rows = db.execute(
                 f"SELECT {by} AS key, outcome, status, reason, accepted, delivered_at,"  # noqa: S608
                 " read_at, opened_at, clicked_at FROM messages"

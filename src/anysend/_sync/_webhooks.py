@@ -124,8 +124,8 @@ class Webhooks:
         outcome = store.ingest(event, now=now)
         if not outcome.new:
             return False
-        channel = event.channel
-        address = event.recipient
+        channel = event.channel or outcome.channel
+        address = event.recipient or outcome.address
         if outcome.message_id is not None and (channel is None or address is None):
             stored = store.get_message(outcome.message_id)
             if stored is not None:
@@ -146,7 +146,7 @@ class Webhooks:
                 store.suppress(channel, address, why, now=now)
             elif event.event is EventType.OPTED_IN:
                 store.unsuppress(channel, address)
-        if self._client._flows is not None or outcome.message_id is not None:
+        if outcome.message_id is not None:
             self._client._engine().on_ingested(outcome)
         return True
 

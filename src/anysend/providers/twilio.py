@@ -83,7 +83,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -248,8 +248,16 @@ def sign(url: str, params: Iterable[tuple[str, str]] | Mapping[str, str], auth_t
         name and value, sorted by name and then by value.
     """
     pairs = list(params.items()) if isinstance(params, Mapping) else list(params)
-    signed = url + "".join(name + value for name, value in sorted(pairs))
-    digest = hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest()
+    return _signature(url, _signed_params(pairs), auth_token.encode())
+
+
+def _signed_params(pairs: Iterable[tuple[str, str]]) -> str:
+    """The part of the signed text after the URL: every name and value, sorted."""
+    return "".join(name + value for name, value in sorted(pairs))
+
+
+def _signature(url: str, signed_params: str, key: bytes) -> str:
+    digest = hmac.new(key, (url + signed_params).encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -449,24 +457,24 @@ class Twilio(Provider):
         given = request.header(SIGNATURE_HEADER)
         if not given:
             raise WebhookVerificationError(f"twilio callback has no {SIGNATURE_HEADER} header")
-        query = parse_qs(urlsplit(request.url).query, keep_blank_values=True)
+        query = request.query_params()
         params: list[tuple[str, str]] = []
         if "bodySHA256" in query:
             if not compare_signatures(body_sha256(request.body), query["bodySHA256"][0]):
                 raise WebhookVerificationError("twilio callback body does not match bodySHA256")
         elif request.method.upper() != "GET":
             try:
-                text = request.body.decode("utf-8")
-            except UnicodeDecodeError:
+                params = request.form_pairs()  # parsed once: parse_webhook_events reuses it
+            except WebhookParseError:
                 raise WebhookVerificationError("twilio callback form is not UTF-8") from None
-            params = parse_qsl(text, keep_blank_values=True)
-        token = self.settings.auth_token.get_secret_value()
-        matches = [
-            compare_signatures(sign(url, params, token), given.strip())
-            for url in _url_variants(request.url)
-        ]
-        if not any(matches):
-            raise WebhookVerificationError("twilio callback signature does not match")
+        key = self.settings.auth_token.get_secret_value().encode()
+        signed_params = _signed_params(params)
+        given = given.strip()
+        # Each URL variant is signed only if the ones before it did not match.
+        for url in _url_variants(request.url):
+            if compare_signatures(_signature(url, signed_params, key), given):
+                return
+        raise WebhookVerificationError("twilio callback signature does not match")
 
     def parse_webhook_events(
         self, request: WebhookRequest
@@ -492,12 +500,12 @@ class Twilio(Provider):
         to = fields.get("To")
         channel = _channel(to, fields.get("ChannelPrefix"))
         event = EVENT_MAP.get(raw_status)
-        ours = parse_qs(urlsplit(request.url).query).get(MESSAGE_ID_PARAM)
+        ours = request.query_params().get(MESSAGE_ID_PARAM, ())
         return [
             DeliveryEvent(
                 provider=self.name,
                 provider_message_id=sid,
-                message_id=ours[0] if ours else None,
+                message_id=next((value for value in ours if value), None),
                 recipient=_strip(to) if to else None,
                 channel=channel,
                 status=None if event else status,
@@ -703,12 +711,11 @@ def _url_variants(url: str) -> list[str]:
 
 def _fields(request: WebhookRequest) -> dict[str, str]:
     """The callback's fields: the form body, a JSON object body, or a GET query."""
-    if "bodySHA256" in parse_qs(urlsplit(request.url).query):
+    if any(request.query_params().get("bodySHA256", ())):
         data = request.json_body()
         if not isinstance(data, dict):
             raise WebhookParseError("twilio JSON callback body is not an object")
         return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
     if not request.body and request.method.upper() == "GET":
-        query = parse_qs(urlsplit(request.url).query, keep_blank_values=True)
-        return {key: values[0] for key, values in query.items()}
+        return {key: values[0] for key, values in request.query_params().items()}
     return request.form_body()
