@@ -33,6 +33,8 @@ from anysend._transport import (
     AiohttpTransport,
     AsyncTransport,
     HttpxTransport,
+    RawRequest,
+    RawResponse,
     default_transport,
 )
 
@@ -64,6 +66,7 @@ class Server:
     in_flight: int = 0
     most_in_flight: int = 0
     wave: int = 0
+    wave_size: int = 50
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     wave_full: asyncio.Event = field(default_factory=asyncio.Event)
@@ -119,11 +122,11 @@ class Server:
         return web.json_response({"method": request.method, "length": len(body)})
 
     async def _wave(self) -> web.Response:
-        """Answer only once 50 requests are in flight together: proves the concurrency."""
+        """Answer only once ``wave_size`` requests are in flight together: the concurrency."""
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         self.wave += 1
-        if self.in_flight >= 50:
+        if self.in_flight >= self.wave_size:
             self.wave_full.set()
         try:
             await asyncio.wait_for(self.wave_full.wait(), 5)
@@ -930,3 +933,282 @@ def test_importing_anysend_does_not_import_aiohttp() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], check=False)  # noqa: S603
     assert done.returncode == 0
+
+
+# -- raw requests (an adapter's fast path) -----------------------------------------------------
+
+
+def raw_of(request: httpx.Request) -> RawRequest:
+    """``request`` as a RawRequest: what an adapter's ``raw_request`` hands over."""
+    headers = {k.decode(): v.decode() for k, v in request.headers.raw}
+    return RawRequest(request.method, str(request.url), headers, request.read())
+
+
+RAW_BUILDERS = {
+    name: BUILDERS[name]
+    for name in (
+        "get with an encoded path and query",
+        "json",
+        "form",
+        "raw bytes without a content type",
+        "post without a body",
+        "own host and user agent",
+        "a body over 1 MiB",
+    )
+}
+
+
+@pytest.mark.parametrize("build", RAW_BUILDERS.values(), ids=RAW_BUILDERS.keys())
+async def test_a_raw_request_arrives_as_httpx_built_it(
+    server: Server, build: Callable[[str], httpx.Request]
+) -> None:
+    request = build(server.url)
+    body = request.read()
+    made = AiohttpTransport()
+
+    answer = await made.send_raw(raw_of(request), timeout=TIMEOUT)
+
+    assert isinstance(answer, RawResponse)
+    assert answer.status_code == 200
+    assert answer.is_success
+    assert answer.json() == {"method": request.method, "length": len(body)}
+    [seen] = server.seen
+    assert seen.method == request.method
+    assert seen.target == request.url.raw_path.decode("ascii")
+    assert seen.headers == sent_headers(request)
+    assert seen.body == body
+    await made.aclose()
+
+
+@pytest.mark.parametrize("path", ["/status/201", "/status/503", "/status/204", "/gzip", "/chunked"])
+async def test_a_raw_answer_is_the_answer_send_returns(server: Server, path: str) -> None:
+    made = AiohttpTransport()
+    request = httpx.Request("POST", server.url + path, json={})
+
+    raw = await made.send_raw(raw_of(request), timeout=TIMEOUT)
+    sent = await made.send(request, timeout=TIMEOUT)
+    again = raw.to_httpx(request)
+
+    assert raw.status_code == sent.status_code == again.status_code
+    assert raw.is_success is sent.is_success
+    assert raw.reason_phrase == sent.reason_phrase == again.reason_phrase
+    assert raw.http_version == sent.http_version == again.http_version == "HTTP/1.1"
+    assert raw.content == sent.content == again.content  # Content-Encoding undone once
+    assert raw.headers.get("content-type") == sent.headers.get("content-type")
+    assert [h for h in raw.raw_headers if h[0].lower() != b"date"] == [
+        h for h in sent.headers.raw if h[0].lower() != b"date"
+    ]
+    assert again.request is request
+    assert raw.elapsed.total_seconds() >= 0
+    assert repr(raw) == f"<RawResponse [{raw.status_code} {raw.reason_phrase}]>"
+    await made.aclose()
+
+
+async def test_raw_requests_fail_as_send_does(server: Server) -> None:
+    made = AiohttpTransport()
+    nowhere = RawRequest("POST", f"http://127.0.0.1:{free_port()}/{SECRET}", {}, b"{}")
+    ftp = RawRequest("POST", f"ftp://127.0.0.1/{SECRET}", {}, b"")
+    slow = RawRequest("POST", f"{server.url}/slow?token={SECRET}", {}, b"{}")
+
+    with pytest.raises(httpx.ConnectError) as refused:
+        await made.send_raw(nowhere, timeout=TIMEOUT)
+    with pytest.raises(httpx.UnsupportedProtocol, match="ftp"):
+        _ = made.send_raw(ftp, timeout=TIMEOUT)  # refused before anything is awaited
+    with pytest.raises(httpx.ReadTimeout) as late:
+        await made.send_raw(slow, timeout=httpx.Timeout(5.0, read=0.1))
+    async with hang_up_server() as base:
+        hung = RawRequest("POST", f"{base}/hooks/{SECRET}", {"Content-Length": "2"}, b"{}")
+        with pytest.raises(httpx.RemoteProtocolError) as cut:
+            await made.send_raw(hung, timeout=TIMEOUT)
+
+    for caught, raw in ((refused, nowhere), (late, slow), (cut, hung)):
+        error = caught.value
+        assert error.request.url == httpx.URL(raw.url)  # the request, made for the error
+        assert error.__cause__ is not None
+        assert SECRET not in str(error)
+    await made.aclose()
+
+
+# -- connection limits follow send_many ----------------------------------------------------------
+
+
+async def test_a_reservation_raises_the_limits_while_it_lasts(server: Server) -> None:
+    made = AiohttpTransport(limit_per_host=1)
+    holding = asyncio.ensure_future(
+        made.send(httpx.Request("GET", server.url + "/hold"), timeout=TIMEOUT)
+    )
+    await asyncio.wait_for(server.arrived.wait(), 5)
+    with pytest.raises(httpx.PoolTimeout):  # one per host: the second waits, then gives up
+        await made.send(httpx.Request("GET", server.url), timeout=httpx.Timeout(5.0, pool=0.05))
+
+    end = made.reserve(1)
+    assert made._limits() == (0, 1)  # the sum of the reservations, at least the configured
+    second = made.reserve(2)
+    assert made._limits() == (0, 3)
+    answer = await made.send(
+        httpx.Request("GET", server.url), timeout=httpx.Timeout(5.0, pool=0.05)
+    )
+    assert answer.status_code == 200
+    second()
+    second()  # ending twice ends once
+    end()
+    assert made._limits() == (0, 1)
+    server.release.set()
+    await holding
+    assert AiohttpTransport()._limits() == (0, 0)  # no limit stays no limit
+    await made.aclose()
+
+
+async def test_a_raised_limit_lets_the_waiting_sends_in(server: Server) -> None:
+    made = AiohttpTransport(limit=1)
+    holding = asyncio.ensure_future(
+        made.send(httpx.Request("GET", server.url + "/hold"), timeout=TIMEOUT)
+    )
+    await asyncio.wait_for(server.arrived.wait(), 5)
+    waiting = asyncio.ensure_future(made.send(httpx.Request("GET", server.url), timeout=TIMEOUT))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+
+    end = made.reserve(2)
+
+    assert (await asyncio.wait_for(waiting, 5)).status_code == 200
+    end()
+    server.release.set()
+    await holding
+    await made.aclose()
+
+
+async def test_a_slot_handed_to_a_canceled_wait_is_passed_on() -> None:
+    slots = transport_module._Slots(1)
+    loop = asyncio.get_running_loop()
+    assert slots.take_now()
+    first = asyncio.ensure_future(slots.take(None, loop))
+    second = asyncio.ensure_future(slots.take(loop.time() + 5, loop))
+    await asyncio.sleep(0)
+
+    slots.release()  # handed to the first waiter, which is canceled before it runs
+    first.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await second  # the slot went on to the next waiter
+    assert slots.used == 1
+    expired = asyncio.ensure_future(slots.take(loop.time() + 0.01, loop))
+    assert not await expired
+    slots.release()
+    assert slots.used == 0
+    assert slots.take_now()
+
+
+async def test_send_many_is_not_held_back_by_the_connection_limit(server: Server) -> None:
+    """150 sends at once through a transport of 100 connections per host: all in flight."""
+    from anysend import AsyncClient, Message, Recipient
+    from anysend.providers.webhook import Webhook
+
+    server.wave_size = 150
+    hook = Webhook(url=server.url + "/wave")
+    async with AsyncClient([hook], transport="aiohttp") as client:
+        fast = client._fast
+        assert isinstance(fast, AiohttpTransport)
+        assert fast._limits() == (0, 100)
+        items = [(Message(text=f"n {n}"), Recipient()) for n in range(150)]
+        results = [r async for r in client.send_many(items, via="webhook", concurrency=150)]
+        assert fast._limits() == (0, 100)  # as configured again once send_many is done
+
+    assert all(r.ok for r in results)
+    assert server.most_in_flight == 150
+
+
+# -- the client's raw path ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def counted_raw_sends(monkeypatch: pytest.MonkeyPatch) -> list[RawRequest]:
+    sent: list[RawRequest] = []
+    real = AiohttpTransport.send_raw
+
+    def send_raw(self: AiohttpTransport, request: RawRequest, *, timeout: httpx.Timeout) -> Any:
+        sent.append(request)
+        return real(self, request, timeout=timeout)
+
+    monkeypatch.setattr(AiohttpTransport, "send_raw", send_raw)
+    return sent
+
+
+async def test_the_webhook_adapter_sends_the_same_request_either_way(
+    server: Server, counted_raw_sends: list[RawRequest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through aiohttp the adapter's raw path; through httpx its httpx.Request: same bytes."""
+    from anysend import AsyncClient, Message, Recipient
+    from anysend.providers.webhook import Webhook
+
+    monkeypatch.setattr("os.urandom", lambda n: b"\x07" * n)  # the same message id twice
+    results = []
+    for kind in ("aiohttp", "httpx"):
+        hook = Webhook(url=server.url + "/echo", secret="whsec_x", headers={"X-Api-Key": "k"})
+        hook.now = lambda: 1_700_000_000.0
+        async with AsyncClient([hook], transport=kind) as client:
+            message = Message(text="Zażółć", metadata={"order": "42"}, idempotency_key="k-1")
+            results.append(await client.send(message, Recipient(id="u-1"), via="webhook"))
+
+    assert len(counted_raw_sends) == 1  # the aiohttp send took the raw path
+    first, second = server.seen
+    assert (first.method, first.target, first.body) == (second.method, second.target, second.body)
+    assert first.headers == second.headers
+    assert [r.model_dump(exclude={"attempts"}) for r in results[:1]] == [
+        r.model_dump(exclude={"attempts"}) for r in results[1:]
+    ]
+    assert results[0].receipt is not None
+    assert results[0].receipt.raw == {"method": "POST", "length": len(first.body)}
+
+
+async def test_an_adapter_that_changes_the_request_is_never_bypassed(
+    server: Server, counted_raw_sends: list[RawRequest]
+) -> None:
+    from anysend import AsyncClient, Message, OutboundMessage, Recipient
+    from anysend.providers.webhook import Webhook
+
+    class Tagged(Webhook):
+        def build_request(self, message: OutboundMessage) -> httpx.Request:
+            request = super().build_request(message)
+            request.headers["X-Tag"] = "mine"
+            return request
+
+    async with AsyncClient(
+        [Tagged(url=server.url + "/echo")], transport="aiohttp", base_urls={}
+    ) as client:
+        result = await client.send(Message(text="hi"), Recipient(), via="webhook")
+
+    assert result.ok
+    assert counted_raw_sends == []
+    [seen] = server.seen
+    assert ("x-tag", "mine") in seen.headers
+
+
+async def test_raw_path_failures_are_the_send_flows_failures(
+    server: Server, counted_raw_sends: list[RawRequest]
+) -> None:
+    from anysend import AsyncClient, ErrorCategory, Message, Recipient, RetryPolicy
+    from anysend.providers.webhook import Webhook
+
+    once = RetryPolicy(max_attempts=1)
+    outcomes = {}
+    async with hang_up_server() as base:
+        for name, url in (
+            ("refused", f"http://127.0.0.1:{free_port()}/hook"),
+            ("hung up", f"{base}/hook"),
+            ("503", server.url + "/status/503"),
+            ("404", server.url + "/status/404"),
+        ):
+            async with AsyncClient([Webhook(url=url)], transport="aiohttp", retry=once) as client:
+                result = await client.send(Message(text="hi"), Recipient(), via="webhook")
+            assert result.error is not None
+            outcomes[name] = (result.status.value, result.error.category)
+
+    assert len(counted_raw_sends) == 4
+    assert outcomes == {
+        "refused": ("failed", ErrorCategory.UNAVAILABLE),
+        "hung up": ("unknown", ErrorCategory.AMBIGUOUS_TIMEOUT),
+        "503": ("failed", ErrorCategory.UNAVAILABLE),
+        "404": ("failed", ErrorCategory.CONFIGURATION),  # the configured url is gone
+    }

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from hypothesis import given
+from hypothesis import strategies as st
 
 import anysend
 from anysend import (
@@ -23,6 +25,7 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
+from anysend._transport import RawResponse
 from anysend.providers.webhook import (
     ERROR_STATUSES,
     SIGNATURE_HEADER,
@@ -479,3 +482,149 @@ class TestWebhookContract(ProviderContract):
                 retry_after=12.0,
             )
         ]
+
+
+# -- the raw path (what AsyncClient sends through aiohttp) -----------------------------------------
+
+
+def wire(request: httpx.Request) -> tuple[str, str, list[tuple[str, str]], bytes]:
+    """A request as it goes on the wire: method, URL, headers in order, body."""
+    headers = [(k.decode(), v.decode()) for k, v in request.headers.raw]
+    return request.method, str(request.url), headers, request.read()
+
+
+RAW_CASES = {
+    "signed, extra header, to the recipient": (
+        {"secret": SECRET, "headers": {"X-Api-Key": API_KEY}},
+        {"recipient": ANN, "idempotency_key": "ticket-1042", "metadata": {"b": "2", "a": "1"}},
+        ANN_URL,
+    ),
+    "unsigned, to the configured url": ({"url": CRM_URL}, {}, ""),
+    "a port, a query and a non-ASCII path": (
+        {"url": "http://127.0.0.1:8080/hooks/żółw?team=a b&x=%2F"},
+        {"subject": "Zażółć", "html": "<b>gęślą</b>", "tags": ("a", "b"), "category": "c"},
+        "",
+    ),
+    "an https URL with its default port": (
+        {"url": "https://crm.example.test:443/hook"},
+        {"idempotency_key": None},
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize(("settings", "fields", "to"), RAW_CASES.values(), ids=RAW_CASES.keys())
+def test_the_raw_request_is_the_httpx_request(
+    settings: dict[str, Any], fields: dict[str, Any], to: str
+) -> None:
+    hook = make(**settings)
+    message = outbound(to, **fields)
+
+    raw = hook.raw_request(message)
+
+    assert raw is not None
+    assert (raw.method, raw.url, list(raw.headers.items()), raw.content) == wire(
+        hook.build_request(message)
+    )
+    assert wire(raw.to_httpx()) == wire(hook.build_request(message))
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ({"url": CRM_URL, "headers": {"X-Name": "Zoë"}}, "k-1"),  # httpx refuses the value
+        ({"url": CRM_URL, "headers": {"X-A": "1", "x-a": "2"}}, "k-1"),  # httpx sends both
+        ({"url": CRM_URL, "headers": {"user-agent": "mine"}}, "k-1"),
+        ({"url": CRM_URL}, "klucz-żółw"),  # a non-ASCII idempotency key
+    ],
+)
+def test_no_raw_request_for_headers_httpx_treats_its_own_way(
+    settings: dict[str, Any], key: str
+) -> None:
+    assert make(**settings).raw_request(outbound("", idempotency_key=key)) is None
+
+
+def raw_answer(answer: httpx.Response) -> RawResponse:
+    body = answer.read()
+    return RawResponse(
+        answer.status_code,
+        headers=answer.headers,
+        raw_headers=answer.headers.raw,
+        body=body,
+        reason_phrase=answer.reason_phrase,
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, json={"id": "crm-9", "queued": True}),
+        httpx.Response(201, json={"id": 123}),
+        httpx.Response(201, json={"id": True}),
+        httpx.Response(202, json={"status": "queued"}),
+        httpx.Response(200, json=["a", 1]),
+        httpx.Response(200, json="text"),
+        httpx.Response(204),
+        httpx.Response(200, content=b""),
+    ],
+)
+def test_the_raw_receipt_is_the_parsed_receipt(answer: httpx.Response) -> None:
+    hook = make()
+    message = outbound()
+
+    receipt = hook.raw_receipt(raw_answer(answer), message)
+
+    assert receipt == hook.parse_response(answer, message)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, text="OK"),  # text: its charset is httpx's to work out
+        httpx.Response(200, content="żółw".encode("utf-16")),
+        httpx.Response(503, json={"error": "down"}),
+        httpx.Response(404),
+    ],
+)
+def test_other_answers_are_left_to_parse_response(answer: httpx.Response) -> None:
+    assert make().raw_receipt(raw_answer(answer), outbound()) is None
+
+
+@given(
+    text=st.none() | st.text(),
+    subject=st.none() | st.text(),
+    category=st.none() | st.text(max_size=20),
+    metadata=st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=4),
+    tags=st.lists(st.text(max_size=10), max_size=4).map(tuple),
+    name=st.none() | st.text(min_size=1, max_size=20),
+)
+def test_the_body_is_json_dumps_of_the_payload(
+    text: str | None,
+    subject: str | None,
+    category: str | None,
+    metadata: dict[str, str],
+    tags: tuple[str, ...],
+    name: str | None,
+) -> None:
+    """The hand-written body is exactly the sorted, compact JSON of the payload."""
+    hook = make()
+    message = OutboundMessage(
+        id="msg-1",
+        channel=Channel.WEBHOOK,
+        to="",
+        recipient=Recipient(id=name, email="ann@example.com" if name else None),
+        text=text,
+        subject=subject,
+        category=category,
+        metadata=metadata,
+        tags=tags,
+    )
+    payload = hook._payload(message, NOW)
+    expected = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        body = hook.body(message, NOW)
+    except UnicodeEncodeError:  # a lone surrogate: json.dumps' text cannot be encoded either
+        with pytest.raises(UnicodeEncodeError):
+            expected.encode("utf-8")
+        return
+    assert body == expected.encode("utf-8")

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import enum
+from collections import deque
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -114,7 +117,14 @@ def _progress(
 
 
 class AsyncBulk:
-    """``AsyncClient.send_many``: tasks on the loop, at most ``concurrency`` at once."""
+    """``AsyncClient.send_many``: ``concurrency`` workers on the loop, results as they finish.
+
+    Each worker takes the next item, sends it, hands the result over and takes another, so an
+    item costs no task of its own and no wait over every pending send. A worker takes an item
+    only with a ticket, given back once the item's result has been yielded: at most
+    ``concurrency`` items are in flight or waiting to be yielded, however slowly the results
+    are read.
+    """
 
     def __init__(
         self,
@@ -130,56 +140,197 @@ class AsyncBulk:
         self._concurrency = concurrency
         self._progress = progress
 
-    async def _one(self, index: int, item: Item) -> BulkResult:
-        message, to = item
-        try:
-            return BulkResult(index, result=await self._client.send(message, to, via=self._via))
-        except AnysendError as exc:
-            return BulkResult(index, error=exc)
-
     async def run(self, items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[BulkResult]:
         """Yield a result per item as each finishes."""
         update, close = _progress(self._progress, items)
-        source = _aiter(items)
-        pending: set[asyncio.Task[BulkResult]] = set()
-        index = 0
+        feed = _Feed(items, self._concurrency)
+        count = self._concurrency
+        if isinstance(items, Sized):
+            count = max(1, min(count, len(items)))
+        send, via = self._client.send, self._via
+
+        async def work() -> None:
+            try:
+                while True:
+                    taken = feed.take_now()
+                    if taken is LATER:
+                        taken = await feed.take()
+                    if taken is None:
+                        return
+                    index, (message, to) = taken
+                    try:
+                        outcome = BulkResult(index, result=await send(message, to, via=via))
+                    except AnysendError as exc:
+                        outcome = BulkResult(index, error=exc)
+                    feed.put(outcome)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # from the items, or a bug: the caller hears of it
+                feed.fail(exc)
+            finally:
+                feed.leave()
+
+        end_reservation = self._client._reserve(self._concurrency)
+        workers = [asyncio.ensure_future(work()) for _ in range(count)]
+        feed.workers = len(workers)
         finished = sent = 0
-        exhausted = False
         try:
             while True:
-                while not exhausted and len(pending) < self._concurrency:
-                    try:
-                        item = await source.__anext__()
-                    except StopAsyncIteration:
-                        exhausted = True
-                        break
-                    pending.add(asyncio.ensure_future(self._one(index, item)))
-                    index += 1
-                if not pending:
+                outcome = await feed.get()
+                if outcome is None:
                     return
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    outcome = task.result()
-                    finished += 1
-                    sent += outcome.ok
-                    if update is not None:
-                        update(finished, sent)
-                    yield outcome
+                finished += 1
+                sent += outcome.ok
+                if update is not None:
+                    update(finished, sent)
+                yield outcome
+                feed.give_back()
         finally:
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            end_reservation()
             close()
 
 
-async def _aiter(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
+class _Later(enum.Enum):
+    LATER = "later"
+
+
+LATER = _Later.LATER
+
+
+class _Feed:
+    """What ``AsyncBulk``'s workers share: the items, the tickets and the finished results.
+
+    A sync iterable and a free ticket (the usual case) make :meth:`take_now` enough: no
+    coroutine, no future. Waiting for a ticket, or for an async iterable, goes through
+    :meth:`take`.
+    """
+
+    def __init__(self, items: Iterable[Item] | AsyncIterable[Item], concurrency: int) -> None:
+        self._sync: Iterator[Item] | None = None
+        self._async: AsyncIterator[Item] | None = None
+        self._lock: asyncio.Lock | None = None
+        if isinstance(items, AsyncIterable):
+            self._async = aiter(items)
+            self._lock = asyncio.Lock()  # an async generator takes one __anext__ at a time
+        else:
+            self._sync = iter(items)
+        self._index = 0
+        self._exhausted = False
+        self._tickets = concurrency
+        self._ticket_waiters: deque[asyncio.Future[None]] = deque()
+        self.workers = 0
+        self._done: deque[BulkResult] = deque()
+        self._failure: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def take_now(self) -> tuple[int, Item] | _Later | None:
+        """The next item and its index; ``None`` when there are none; ``LATER``: :meth:`take`."""
+        if self._sync is None or not self._tickets or self._ticket_waiters:
+            return LATER
+        if self._exhausted:
+            return None
+        try:
+            item = next(self._sync)
+        except StopIteration:
+            self._exhausted = True
+            return None
+        self._tickets -= 1
+        index = self._index
+        self._index += 1
+        return index, item
+
+    async def take(self) -> tuple[int, Item] | None:
+        """The next item and its index, once a ticket is free; ``None`` when there are none."""
+        if not self._tickets or self._ticket_waiters:
+            waiter = asyncio.get_running_loop().create_future()
+            self._ticket_waiters.append(waiter)
+            try:
+                await waiter  # a ticket handed over by give_back()
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self.give_back()  # handed one just as the wait was canceled: pass it on
+                else:
+                    with contextlib.suppress(ValueError):
+                        self._ticket_waiters.remove(waiter)
+                raise
+        else:
+            self._tickets -= 1
+        item = await self._next()
+        if item is None:
+            self.give_back()
+            return None
+        index = self._index
+        self._index += 1
+        return index, item
+
+    def give_back(self) -> None:
+        """A ticket is free again (its item's result was yielded): to the longest waiter."""
+        waiters = self._ticket_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._tickets += 1
+
+    async def _next(self) -> Item | None:
+        if self._sync is not None:
+            if self._exhausted:
+                return None
+            try:
+                return next(self._sync)
+            except StopIteration:
+                self._exhausted = True
+                return None
+        assert self._async is not None
+        assert self._lock is not None
+        async with self._lock:
+            if self._exhausted:
+                return None
+            try:
+                return await anext(self._async)
+            except StopAsyncIteration:
+                self._exhausted = True
+                return None
+
+    def put(self, outcome: BulkResult) -> None:
+        self._done.append(outcome)
+        self._wake()
+
+    def fail(self, exc: BaseException) -> None:
+        """A worker failed outside an item's send (the items themselves, or a bug)."""
+        if self._failure is None:
+            self._failure = exc
+        self._exhausted = True
+        self._wake()
+
+    def leave(self) -> None:
+        self.workers -= 1
+        if not self.workers:
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> BulkResult | None:
+        """The next finished result; ``None`` once every item is done. Re-raises a failure."""
+        while True:
+            if self._failure is not None:
+                raise self._failure
+            if self._done:
+                return self._done.popleft()
+            if not self.workers:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
 
 class Bulk:

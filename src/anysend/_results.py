@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,59 @@ from anysend._status import DeliveryStatus, Reason
 __all__ = ["Attempt", "AttemptOutcome", "ErrorInfo", "Receipt", "SendResult", "SkipReason"]
 
 _FROZEN = ConfigDict(frozen=True)
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_set = object.__setattr__
+#: The instance slots of a pydantic v2 model, which ``model_construct`` fills in too.
+_SLOTS = ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+_TRUSTED: dict[type[BaseModel], list[str] | None] = {}
+#: The (model, given) pairs whose dict layout was checked: one layout per call site.
+_CHECKED: set[tuple[type[BaseModel], frozenset[str]]] = set()
+
+
+def _trustable(cls: type[BaseModel]) -> list[str] | None:
+    """The fields of ``cls`` in order, if it can be built without validation, else ``None``."""
+    if cls in _TRUSTED:
+        return _TRUSTED[cls]
+    decorators = cls.__pydantic_decorators__
+    plain = (
+        getattr(BaseModel, "__slots__", ()) == _SLOTS
+        and not cls.__pydantic_root_model__
+        and cls.__pydantic_post_init__ is None
+        and not cls.__private_attributes__
+        and cls.model_config.get("extra") != "allow"
+        and not any(
+            getattr(decorators, kind)
+            for kind in ("validators", "field_validators", "root_validators", "model_validators")
+        )
+    )
+    found = _TRUSTED[cls] = list(cls.model_fields) if plain else None
+    return found
+
+
+def trusted(cls: type[_Model], values: dict[str, Any], given: frozenset[str]) -> _Model:
+    """``cls(**values)`` without validating: for values the client made from validated ones.
+
+    ``values`` must give every field, in the order the model declares them, each of its
+    field's type as validation would leave it (a dict field a dict of its own, not one shared
+    with another model); it becomes the instance's ``__dict__``. ``given``: the fields that
+    count as set (``model_fields_set``), as if only those had been passed. Each call site
+    has a ``given`` of its own and always the same dict layout, checked against the model
+    the first time. A model with validators, private attributes or a ``model_post_init`` (or
+    a pydantic whose models are laid out otherwise), or a layout that no longer matches the
+    model (a field added since), is validated as usual, from the ``given`` fields.
+    """
+    if (cls, given) not in _CHECKED:
+        fields = _trustable(cls)
+        if fields is None or list(values) != fields or not given <= set(fields):
+            return cls(**{name: values[name] for name in given if name in values})
+        _CHECKED.add((cls, given))
+    made = cls.__new__(cls)
+    _set(made, "__dict__", values)
+    _set(made, "__pydantic_fields_set__", set(given))
+    _set(made, "__pydantic_extra__", None)
+    _set(made, "__pydantic_private__", None)
+    return made
 
 
 class Receipt(BaseModel):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from anysend._exceptions import ConfigurationError, ErrorCategory, ProviderError
 from anysend._models import Channel, Message, OutboundMessage, PushContent, PushTarget, Recipient
-from anysend._results import Attempt, AttemptOutcome, SkipReason
+from anysend._results import Attempt, AttemptOutcome, SkipReason, trusted
 from anysend._status import DeliveryStatus
 from anysend._validation import normalize_email, normalize_phone, normalize_url
 
@@ -41,9 +41,13 @@ __all__ = ["Address", "ChannelLimits", "Router", "final_status", "skip"]
 _CHAT_APPS = (Channel.TELEGRAM, Channel.MESSENGER, Channel.VIBER, Channel.CHAT)
 #: The push payload limit of FCM and APNs, and about that of web push after encryption.
 PUSH_PAYLOAD_LIMIT = 4096
+#: Channels by value (a ``Channel`` finds itself too: it is the ``str`` it equals).
+_CHANNELS: dict[str, Channel] = {channel.value: channel for channel in Channel}
+#: The fields ``Router.outbound`` sets (``provider_options`` is left to ``options_for``).
+_OUTBOUND_GIVEN = frozenset(OutboundMessage.model_fields) - {"provider_options"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Address:
     """One normalised address on one channel (a push address carries its device target)."""
 
@@ -62,6 +66,18 @@ class ChannelLimits:
 
     sms_max_segments: int = 10
     push_max_bytes: int = PUSH_PAYLOAD_LIMIT
+
+
+_RENDERED: type[RenderedContent] | None = None
+
+
+def _rendered() -> type[RenderedContent]:
+    """``RenderedContent``, imported at the first render (not with this module)."""
+    global _RENDERED
+    from anysend._templates import RenderedContent
+
+    _RENDERED = RenderedContent
+    return RenderedContent
 
 
 def skip(channel: Channel, reason: SkipReason, detail: str, provider: str | None = None) -> Attempt:
@@ -111,6 +127,12 @@ class Router:
             self.providers[key] = provider
             for channel in provider.channels:
                 self.by_channel.setdefault(channel, []).append(provider)
+        #: The channels with a provider that needs no recipient address.
+        self.addressless = frozenset(
+            channel
+            for channel, served in self.by_channel.items()
+            if any(p.capabilities.addressless for p in served)
+        )
         self.templates = templates
         self.default_region = default_region
         self.check_deliverability = check_deliverability
@@ -129,7 +151,7 @@ class Router:
         """The ordered channels to try."""
         if via is not None:
             if isinstance(via, (str, Channel)):  # via="email" means a chain of one
-                via = [via]
+                return [_CHANNELS.get(via) or Channel(via)]
             chain = [Channel(c) for c in via]
             if not chain:
                 raise ConfigurationError("via is empty: name at least one channel")
@@ -137,10 +159,7 @@ class Router:
         return [c for c in Channel if c in self.by_channel and self._has_address(recipient, c)]
 
     def _has_address(self, recipient: Recipient, channel: Channel) -> bool:
-        raw = self._raw_addresses(recipient, channel)
-        return bool(raw) or any(
-            p.capabilities.addressless for p in self.by_channel.get(channel, [])
-        )
+        return bool(self._raw_addresses(recipient, channel)) or channel in self.addressless
 
     @staticmethod
     def _raw_addresses(recipient: Recipient, channel: Channel) -> list[str | PushTarget]:
@@ -207,7 +226,7 @@ class Router:
             TemplateError: the template is missing, broken, or needs data not given.
             ConfigurationError: the message names a template but the client has none.
         """
-        from anysend._templates import RenderedContent
+        RenderedContent = _RENDERED or _rendered()
 
         if message.template is not None:
             if self.templates is None:
@@ -270,30 +289,37 @@ class Router:
                 body=content.push_body,
                 data=message.push.data if message.push else {},
             )
-        return OutboundMessage(
-            id=message_id,
-            channel=channel,
-            to=address.to,
-            push_target=address.push_target,
-            recipient=recipient,
-            subject=content.subject,
-            text=content.text,
-            html=content.html,
-            push=push,
-            chat_template=message.chat_template if channel is not Channel.EMAIL else None,
-            sender=message.sender,
-            reply_to=message.reply_to,
-            cc=message.cc,
-            bcc=message.bcc,
-            headers=message.headers,
-            attachments=message.attachments,
-            metadata=message.metadata,
-            tags=message.tags,
-            category=message.category,
-            unsubscribe_url=message.unsubscribe_url,
-            idempotency_key=key,
-            send_at=message.send_at,
-            locale=content.locale,
+        # Every value comes from the validated message and recipient, a validated address
+        # and rendered text: validating them again would check nothing new (see trusted()).
+        return trusted(
+            OutboundMessage,
+            {
+                "id": message_id,
+                "channel": channel,
+                "to": address.to,
+                "push_target": address.push_target,
+                "recipient": recipient,
+                "subject": content.subject,
+                "text": content.text,
+                "html": content.html,
+                "push": push,
+                "chat_template": message.chat_template if channel is not Channel.EMAIL else None,
+                "sender": message.sender,
+                "reply_to": message.reply_to,
+                "cc": message.cc,
+                "bcc": message.bcc,
+                "headers": dict(message.headers),
+                "attachments": message.attachments,
+                "metadata": dict(message.metadata),
+                "tags": message.tags,
+                "category": message.category,
+                "unsubscribe_url": message.unsubscribe_url,
+                "idempotency_key": key,
+                "send_at": message.send_at,
+                "provider_options": {},
+                "locale": content.locale,
+            },
+            _OUTBOUND_GIVEN,
         )
 
     def options_for(

@@ -16,19 +16,27 @@ with httpx's meaning: ``ConnectError``, ``ConnectTimeout``, ``PoolTimeout`` and
 it may have been. No aiohttp exception escapes, and no error message contains the URL's path or
 query (webhook and bot URLs carry secrets there).
 
+A send may also skip httpx's objects altogether: an adapter that implements the optional
+``raw_request`` hook hands the client a :class:`RawRequest` (the same request as plain values),
+and :meth:`AiohttpTransport.send_raw` answers with a :class:`RawResponse`. Same wire bytes, same
+timeouts and errors, less work per message (see "Writing an adapter").
+
 Importing this module does not import aiohttp: only :class:`AiohttpTransport` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import json
 import os
 import sys
 import time
-import urllib.request
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 import httpx
 
@@ -40,7 +48,17 @@ if TYPE_CHECKING:
     import aiohttp
     import yarl
 
-__all__ = ["AiohttpTransport", "AsyncTransport", "HttpxTransport", "default_transport"]
+    from anysend._models import OutboundMessage
+    from anysend._results import Receipt
+
+__all__ = [
+    "AiohttpTransport",
+    "AsyncTransport",
+    "HttpxTransport",
+    "RawRequest",
+    "RawResponse",
+    "default_transport",
+]
 
 _FAST_HINT = 'the aiohttp transport needs: pip install "anysend[fast]"'
 _MIN_AIOHTTP = (3, 9)
@@ -48,6 +66,8 @@ _MIN_AIOHTTP = (3, 9)
 _SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 #: aiohttp warns about bodies above 1 MiB given as bytes; bigger ones go as a BytesIO.
 _BIG_BODY = 2**20
+#: URLs ``send_raw`` keeps parsed (a webhook per recipient may make many: then it starts over).
+_URL_CACHE = 1024
 #: aiohttp's workaround for a CPython SSL leak, fixed in 3.12.8 and 3.13.1 (warns if asked there).
 _NEEDS_CLEANUP_CLOSED = sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_info < (3, 13, 1)
 #: Sessions left behind in a forked child: never closed or collected there, because closing
@@ -84,6 +104,162 @@ def _timeout_for(request: httpx.Request, timeout: httpx.Timeout) -> httpx.Timeou
     if not given:
         return timeout
     return httpx.Timeout(**{**timeout.as_dict(), **given})
+
+
+class RawRequest(NamedTuple):
+    """An HTTP/1.1 request as plain values: what an adapter's optional ``raw_request`` returns.
+
+    It is the request ``build_request`` makes for the same message, without building httpx's
+    objects for it: the transport sends exactly these bytes.
+
+    Attributes:
+        method: ``"POST"``, ``"GET"``, ...
+        url: the absolute http(s) URL as it goes on the wire (percent-encoded, as
+            ``str(httpx.URL(...))`` gives it).
+        headers: every header, in order, as httpx would send them: ``Host`` first and
+            ``Content-Length`` for a body included. No two names may differ only in case
+            (httpx would send both; a raw request cannot): return ``None`` from
+            ``raw_request`` for such a request.
+        content: the body.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    content: bytes = b""
+
+    def to_httpx(self) -> httpx.Request:
+        """The same request as an ``httpx.Request`` (for errors, and ``parse_response``)."""
+        return httpx.Request(
+            self.method, self.url, headers=list(self.headers.items()), content=self.content or None
+        )
+
+
+class RawAdapter(Protocol):
+    """An adapter with the optional raw hooks (``Webhook`` has them; see "Writing an adapter").
+
+    Both must agree with the adapter's ``build_request`` and ``parse_response`` exactly: the
+    client uses them instead, for a single-request send through :class:`AiohttpTransport`.
+    """
+
+    def raw_request(self, message: OutboundMessage) -> RawRequest | None:
+        """``build_request(message)`` as a :class:`RawRequest`; ``None``: use that instead."""
+        ...
+
+    def raw_receipt(self, response: RawResponse, message: OutboundMessage) -> Receipt | None:
+        """``parse_response``'s receipt for ``response``; ``None``: let that method read it."""
+        ...
+
+
+#: ``AiohttpTransport.send_raw`` and its answer, as the client holds them (the sync twins are
+#: for the generated sync client, which never has a raw sender).
+AsyncRawSender: TypeAlias = Callable[..., Awaitable["RawResponse"]]
+RawSender: TypeAlias = Callable[..., "RawResponse"]
+AsyncRawAnswer: TypeAlias = Awaitable["RawResponse"]
+RawAnswer: TypeAlias = "RawResponse"
+
+
+class RawResponse:
+    """A response as plain values: what :meth:`AiohttpTransport.send_raw` returns.
+
+    An adapter's optional ``raw_receipt`` reads it; :meth:`to_httpx` gives the
+    ``httpx.Response`` that :meth:`AsyncTransport.send` would have returned, for
+    ``parse_response``.
+
+    Attributes:
+        status_code: the HTTP status.
+        reason_phrase: the status line's words (``"OK"``).
+        http_version: ``"HTTP/1.1"``.
+        headers: the headers, case-insensitive (a ``multidict.CIMultiDictProxy`` from aiohttp).
+        raw_headers: the headers as sent, in order.
+        elapsed: from the send to the end of the body.
+    """
+
+    __slots__ = (
+        "_body",
+        "_content",
+        "elapsed",
+        "headers",
+        "http_version",
+        "raw_headers",
+        "reason_phrase",
+        "status_code",
+    )
+
+    def __init__(
+        self,
+        status_code: int,
+        *,
+        headers: Mapping[str, str],
+        raw_headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+        reason_phrase: str = "",
+        http_version: str = "HTTP/1.1",
+        elapsed: timedelta = timedelta(0),
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.raw_headers = raw_headers
+        self.reason_phrase = reason_phrase
+        self.http_version = http_version
+        self.elapsed = elapsed
+        self._body = body
+        self._content: bytes | None = None if "content-encoding" in headers else body
+
+    def __repr__(self) -> str:
+        return f"<RawResponse [{self.status_code} {self.reason_phrase}]>"
+
+    @property
+    def is_success(self) -> bool:
+        """A 2xx status."""
+        return 200 <= self.status_code < 300
+
+    @property
+    def content(self) -> bytes:
+        """The body, its ``Content-Encoding`` undone (once, by httpx, as ``send`` does)."""
+        if self._content is None:
+            self._content = self.to_httpx(None).content
+        return self._content
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``httpx.Response.json``)."""
+        return json.loads(self.content)
+
+    def to_httpx(self, request: httpx.Request | None) -> httpx.Response:
+        """The ``httpx.Response`` :meth:`AiohttpTransport.send` returns for this answer."""
+        return _httpx_response(
+            self.status_code,
+            self.raw_headers,
+            self._body,
+            request,
+            self.http_version,
+            self.reason_phrase,
+            self.elapsed,
+        )
+
+
+def _httpx_response(
+    status: int,
+    raw_headers: Sequence[tuple[bytes, bytes]],
+    body: bytes,
+    request: httpx.Request | None,
+    http_version: str,
+    reason: str,
+    elapsed: timedelta,
+) -> httpx.Response:
+    response = httpx.Response(
+        status,
+        headers=raw_headers,
+        stream=httpx.ByteStream(body),
+        request=request,
+        extensions={
+            "http_version": http_version.encode("ascii"),
+            "reason_phrase": reason.encode("ascii", "ignore"),
+        },
+    )
+    response.read()  # decodes Content-Encoding, once; the headers stay as sent
+    response.elapsed = elapsed
+    return response
 
 
 class HttpxTransport:
@@ -143,56 +319,127 @@ class HttpxTransport:
             await client.aclose()
 
 
-class _HostSlots:
-    __slots__ = ("semaphore", "users")
+class _Slots:
+    """A FIFO counting semaphore whose size may change, and whose waits need no task.
+
+    ``take_now`` is the fast path (no coroutine, no future); a wait is a future of its own with
+    a timer for the deadline (``asyncio.wait_for`` makes a task per wait on Python 3.11).
+    """
+
+    __slots__ = ("_waiters", "size", "used", "users")
 
     def __init__(self, size: int) -> None:
-        self.semaphore = asyncio.Semaphore(size)
-        self.users = 0
+        self.size = size
+        self.used = 0
+        self.users = 0  # in flight or waiting: a host's entry goes when it has none
+        self._waiters: deque[asyncio.Future[bool]] = deque()
+
+    def take_now(self) -> bool:
+        if self.used < self.size and not self._waiters:
+            self.used += 1
+            return True
+        return False
+
+    async def take(self, deadline: float | None, loop: asyncio.AbstractEventLoop) -> bool:
+        """A slot before ``deadline`` (loop time; ``None``: no limit); ``False`` when it passes."""
+        if self.take_now():
+            return True
+        if deadline is not None and deadline <= loop.time():
+            return False
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
+        try:
+            return await waiter  # True: a released slot was handed over (already counted)
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.release()  # handed a slot just as the wait was canceled: pass it on
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not waiter.done() or waiter.cancelled() or not waiter.result():
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)  # expired or canceled: still in the queue
+
+    def release(self) -> None:
+        self.used -= 1
+        self.wake()
+
+    def wake(self) -> None:
+        """Hand free slots to the longest waiters (after a release, or when ``size`` grew)."""
+        waiters = self._waiters
+        while waiters and self.used < self.size:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                self.used += 1
+                waiter.set_result(True)
 
 
-async def _take(
-    semaphore: asyncio.Semaphore, deadline: float | None, loop: asyncio.AbstractEventLoop
-) -> bool:
-    """Acquire ``semaphore`` before ``deadline`` (loop time); ``False`` when it passes."""
-    if not semaphore.locked() or deadline is None:
-        await semaphore.acquire()
-        return True
-    remaining = deadline - loop.time()
-    if remaining <= 0:
-        return False
-    try:
-        await asyncio.wait_for(semaphore.acquire(), remaining)
-    except asyncio.TimeoutError:
-        return False
-    return True
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
+
+
+_Origin = tuple[str, str, int]
 
 
 class _Gate:
     """At most ``limit`` requests in flight, and ``per_host`` per origin, FIFO.
 
-    aiohttp's connector counts the same limits, but its wait for a free connection shares
-    one timeout with opening one; waiting here first keeps httpx's two timeouts (``pool``
-    then ``connect``) and tells a ``PoolTimeout`` from a ``ConnectTimeout``. A connection goes
-    back to aiohttp's pool before its slot here is released, so the connector never waits.
+    aiohttp's connector is left unlimited: its wait for a free connection shares one timeout
+    with opening one, and waiting here instead keeps httpx's two timeouts (``pool`` then
+    ``connect``) and tells a ``PoolTimeout`` from a ``ConnectTimeout``. A connection goes back
+    to aiohttp's pool before its slot here is released. Both limits may change while requests
+    are in flight (:meth:`resize`): a smaller one lets no new request in until enough finish.
     """
 
     def __init__(self, limit: int, per_host: int) -> None:
-        self._total = asyncio.Semaphore(limit) if limit else None
+        self._total = _Slots(limit) if limit else None
         self._per_host = per_host
-        self._hosts: dict[tuple[str, str, int | None], _HostSlots] = {}
+        self._hosts: dict[_Origin, _Slots] = {}
 
-    async def acquire(self, origin: tuple[str, str, int | None], timeout: float | None) -> bool:
+    def resize(self, limit: int, per_host: int) -> None:
+        if self._total is not None:
+            self._total.size = limit
+            self._total.wake()
+        if self._per_host:
+            self._per_host = per_host
+            for host in self._hosts.values():
+                host.size = per_host
+                host.wake()
+
+    def _host(self, origin: _Origin) -> _Slots | None:
+        if not self._per_host:
+            return None
+        host = self._hosts.get(origin)
+        if host is None:
+            host = self._hosts[origin] = _Slots(self._per_host)
+        host.users += 1
+        return host
+
+    def acquire_now(self, origin: _Origin) -> bool:
+        """Both slots at once, or neither (no waiting)."""
+        host = self._host(origin)
+        if host is not None and not host.take_now():
+            self._leave(origin, host)
+            return False
+        total = self._total
+        if total is not None and not total.take_now():
+            if host is not None:
+                host.release()
+                self._leave(origin, host)
+            return False
+        return True
+
+    async def acquire(self, origin: _Origin, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds for both slots; ``False`` (holding none) if too long."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        host = None
-        if self._per_host:
-            host = self._hosts.get(origin)
-            if host is None:
-                host = self._hosts[origin] = _HostSlots(self._per_host)
-            host.users += 1
+        host = self._host(origin)
+        if host is not None:
             try:
-                taken = await _take(host.semaphore, deadline, loop)
+                taken = await host.take(deadline, loop)
             except BaseException:
                 self._leave(origin, host)
                 raise
@@ -203,22 +450,22 @@ class _Gate:
             return True
         taken = False
         try:
-            taken = await _take(self._total, deadline, loop)
+            taken = await self._total.take(deadline, loop)
         finally:
             if not taken and host is not None:  # timed out or canceled: give the slot back
-                host.semaphore.release()
+                host.release()
                 self._leave(origin, host)
         return taken
 
-    def release(self, origin: tuple[str, str, int | None]) -> None:
+    def release(self, origin: _Origin) -> None:
         if self._total is not None:
             self._total.release()
         if self._per_host:
             host = self._hosts[origin]
-            host.semaphore.release()
+            host.release()
             self._leave(origin, host)
 
-    def _leave(self, origin: tuple[str, str, int | None], host: _HostSlots) -> None:
+    def _leave(self, origin: _Origin, host: _Slots) -> None:
         host.users -= 1
         if not host.users:
             del self._hosts[origin]
@@ -257,6 +504,12 @@ def _origin(url: httpx.URL) -> str:
     """``host:port`` (never the path or query, where webhook URLs keep their secrets)."""
     port = url.port or (443 if url.scheme == "https" else 80)
     return f"{url.host}:{port}"
+
+
+def _origin_key(url: httpx.URL) -> _Origin:
+    """The gate's key: scheme, host and the port, a default one spelled out."""
+    scheme = url.scheme
+    return (scheme, url.host, url.port or (443 if scheme == "https" else 80))
 
 
 def _transport_error(exc: Exception, request: httpx.Request) -> Exception:
@@ -324,7 +577,8 @@ class AiohttpTransport:
         limit: the most requests in flight (and so connections) in all; 0: no limit.
         limit_per_host: the most per origin (scheme, host, port); 0: no limit. Beyond either,
             a send waits up to the ``pool`` timeout for a slot, then raises
-            ``httpx.PoolTimeout``.
+            ``httpx.PoolTimeout``. :meth:`reserve` raises both for a while (``send_many``
+            reserves its ``concurrency``).
         verify: check servers' certificates: ``True`` (with the CA bundle httpx uses:
             certifi, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), ``False``, or an
             ``ssl.SSLContext``.
@@ -365,9 +619,46 @@ class AiohttpTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid = os.getpid()
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+        self._reserved: list[int] = []
+        # Raw requests' URLs parsed once (yarl caches its parts per URL), and their origins.
+        self._urls: dict[str, tuple[yarl.URL, _Origin]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(limit={self._limit}, limit_per_host={self._limit_per_host})"
+
+    def _limits(self) -> tuple[int, int]:
+        """The limits now: as configured, raised to what the reservations need together."""
+        wanted = sum(self._reserved)
+        limit, per_host = self._limit, self._limit_per_host
+        return (limit and max(limit, wanted), per_host and max(per_host, wanted))
+
+    def reserve(self, concurrency: int) -> Callable[[], None]:
+        """Let ``concurrency`` more requests be in flight, to one host or in all, for a while.
+
+        ``AsyncClient.send_many(..., concurrency=c)`` reserves ``c`` for as long as it runs,
+        so that the connection limits never make its sends wait for one another: the limits
+        become the configured ones or the sum of the reservations, whichever is greater. A
+        limit of 0 (none) stays none.
+
+        Returns:
+            A function that ends the reservation (call it once).
+        """
+        self._reserved.append(concurrency)
+        self._resize()
+        done = False
+
+        def end() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self._reserved.remove(concurrency)
+                self._resize()
+
+        return end
+
+    def _resize(self) -> None:
+        if self._gate is not None:
+            self._gate.resize(*self._limits())
 
     def _ssl_context(self) -> ssl.SSLContext | bool:
         if self._ssl is None:
@@ -392,11 +683,7 @@ class AiohttpTransport:
             else:
                 session.detach()  # its loop is gone: nothing to close it with
         session = self._session = self._new_session()
-        self._gate = (
-            _Gate(self._limit, self._limit_per_host)
-            if self._limit or self._limit_per_host
-            else None
-        )
+        self._gate = _Gate(*self._limits()) if self._limit or self._limit_per_host else None
         self._loop, self._pid = loop, os.getpid()
         return session, self._gate
 
@@ -404,8 +691,8 @@ class AiohttpTransport:
         import aiohttp
 
         connector = aiohttp.TCPConnector(
-            limit=self._limit,
-            limit_per_host=self._limit_per_host,
+            limit=0,  # the gate counts (see _Gate), and its limits may change
+            limit_per_host=0,
             ttl_dns_cache=self._ttl_dns_cache,
             keepalive_timeout=self._keepalive_timeout,
             ssl=self._ssl_context(),
@@ -445,42 +732,105 @@ class AiohttpTransport:
         import yarl
 
         url = request.url
-        if url.scheme not in ("http", "https"):
-            detail = f"an unsupported protocol '{url.scheme}://'" if url.scheme else "no protocol"
-            raise httpx.UnsupportedProtocol(f"the request URL has {detail}", request=request)
-        if not url.host:
-            raise httpx.UnsupportedProtocol("the request URL has no host", request=request)
+        _check_url(request)
         timeout = _timeout_for(request, timeout)
         content = await request.aread()
         headers = _wire_headers(request, content)
         if headers is None:
             raise httpx.LocalProtocolError("a header value is not UTF-8", request=request)
+        answer = await self._exchange(
+            request.method,
+            yarl.URL(str(url), encoded=True),
+            _origin_key(url),
+            headers,
+            content,
+            timeout,
+            request,
+        )
+        return answer.to_httpx(request)
+
+    def send_raw(
+        self, request: RawRequest, *, timeout: httpx.Timeout
+    ) -> Coroutine[Any, Any, RawResponse]:
+        """Send an adapter's :class:`RawRequest`: as :meth:`send`, without httpx's objects.
+
+        The same wire bytes, timeouts and errors as ``send(request.to_httpx())``; the errors
+        carry that ``httpx.Request``, made only when one is raised. A plain method that
+        returns the coroutine to await (one coroutine fewer per send); a URL that is not
+        absolute http(s) raises ``httpx.UnsupportedProtocol`` at once.
+        """
+        found = self._urls.get(request.url)
+        if found is None:
+            found = self._parse(request)
+        url, origin = found
+        return self._exchange(
+            request.method, url, origin, request.headers, request.content, timeout, request
+        )
+
+    def _parse(self, request: RawRequest) -> tuple[yarl.URL, _Origin]:
+        """A raw request's URL for aiohttp, and its origin (kept for the next request)."""
+        import yarl
+
+        url = yarl.URL(request.url, encoded=True)
+        scheme, host = url.scheme, url.host
+        if scheme not in ("http", "https") or not host:
+            refused = request.to_httpx()
+            _check_url(refused)  # the same words as send()
+            raise httpx.UnsupportedProtocol("invalid request URL", request=refused)
+        found = (url, (scheme, host, url.port or (443 if scheme == "https" else 80)))
+        if len(self._urls) >= _URL_CACHE:
+            self._urls.clear()
+        self._urls[request.url] = found
+        return found
+
+    async def _exchange(
+        self,
+        method: str,
+        url: yarl.URL,
+        origin: _Origin,
+        headers: list[tuple[str, str]] | Mapping[str, str],
+        content: bytes,
+        timeout: httpx.Timeout,
+        sent: httpx.Request | RawRequest,
+    ) -> RawResponse:
+        """Send and read the whole answer; aiohttp's failures become httpx's (about ``sent``)."""
         data: bytes | io.BytesIO | None = content or None
         if len(content) > _BIG_BODY:
             data = io.BytesIO(content)
         session, gate = self._open()
-        origin = (url.scheme, url.host, url.port)
         started = time.perf_counter()
-        if gate is not None and not await gate.acquire(origin, timeout.pool):
+        if (
+            gate is not None
+            and not gate.acquire_now(origin)
+            and not await gate.acquire(origin, timeout.pool)
+        ):
             raise httpx.PoolTimeout(
-                f"no connection to {_origin(url)} came free within the pool timeout",
-                request=request,
+                f"no connection to {origin[1]}:{origin[2]} came free within the pool timeout",
+                request=_httpx_request(sent),
             )
+        answer = None
         try:
-            async with session.request(
-                request.method,
-                yarl.URL(str(url), encoded=True),
+            # Awaited, not entered: the same request and release, one coroutine fewer.
+            answer = await session.request(
+                method,
+                url,
                 headers=headers,
                 data=data,
                 allow_redirects=False,
                 timeout=self._client_timeout(timeout),
-            ) as answer:
-                body = await answer.read()
-                status, raw_headers = answer.status, answer.raw_headers
-                version = answer.version
-                http_version = f"HTTP/{version.major}.{version.minor}" if version else "HTTP/1.1"
-                reason = answer.reason or ""
+            )
+            body = await answer.read()
+            return RawResponse(
+                answer.status,
+                headers=answer.headers,
+                raw_headers=answer.raw_headers,
+                body=body,
+                reason_phrase=answer.reason or "",
+                http_version=_http_version(answer.version),
+                elapsed=timedelta(seconds=time.perf_counter() - started),
+            )
         except Exception as exc:
+            request = _httpx_request(sent)
             if isinstance(exc, RuntimeError) and session.closed:
                 raise httpx.ConnectError("the transport was closed", request=request) from exc
             error = _transport_error(exc, request)
@@ -488,21 +838,10 @@ class AiohttpTransport:
                 raise
             raise error from exc
         finally:
+            if answer is not None:
+                answer.release()  # the connection back to the pool (a no-op once read)
             if gate is not None:
                 gate.release(origin)
-        response = httpx.Response(
-            status,
-            headers=raw_headers,
-            stream=httpx.ByteStream(body),
-            request=request,
-            extensions={
-                "http_version": http_version.encode("ascii"),
-                "reason_phrase": reason.encode("ascii", "ignore"),
-            },
-        )
-        response.read()  # decodes Content-Encoding, once; the headers stay as sent
-        response.elapsed = timedelta(seconds=time.perf_counter() - started)
-        return response
 
     async def aclose(self) -> None:
         """Close the session (idempotent); a later send opens a new one."""
@@ -548,6 +887,33 @@ def _wire_headers(request: httpx.Request, content: bytes) -> list[tuple[str, str
     return headers
 
 
+_VERSIONS: dict[object, str] = {}
+
+
+def _http_version(version: Any) -> str:
+    """``HTTP/1.1`` for aiohttp's ``HttpVersion(1, 1)`` (worked out once per version)."""
+    found = _VERSIONS.get(version)
+    if found is None:
+        found = f"HTTP/{version.major}.{version.minor}" if version else "HTTP/1.1"
+        if len(_VERSIONS) < 8:
+            _VERSIONS[version] = found
+    return found
+
+
+def _httpx_request(sent: httpx.Request | RawRequest) -> httpx.Request:
+    return sent if isinstance(sent, httpx.Request) else sent.to_httpx()
+
+
+def _check_url(request: httpx.Request) -> None:
+    """Refuse a URL that is not absolute http(s), as httpx does (nothing is sent)."""
+    url = request.url
+    if url.scheme not in ("http", "https"):
+        detail = f"an unsupported protocol '{url.scheme}://'" if url.scheme else "no protocol"
+        raise httpx.UnsupportedProtocol(f"the request URL has {detail}", request=request)
+    if not url.host:
+        raise httpx.UnsupportedProtocol("the request URL has no host", request=request)
+
+
 def _aiohttp_usable() -> bool:
     try:
         import aiohttp
@@ -558,11 +924,15 @@ def _aiohttp_usable() -> bool:
 
 def _environment_proxies() -> bool:
     """Whether httpx would send through a proxy from the environment (or system settings)."""
+    import urllib.request  # here: 20 ms the sync Client never needs
+
     proxies = urllib.request.getproxies()
     return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
-def default_transport(kind: str = "auto", *, limit_per_host: int = 100) -> AsyncTransport | None:
+def default_transport(
+    kind: str = "auto", *, limit_per_host: int = 100, verify: ssl.SSLContext | bool = True
+) -> AsyncTransport | None:
     """The transport ``AsyncClient`` sends through; ``None`` means httpx, as before.
 
     Args:
@@ -570,7 +940,10 @@ def default_transport(kind: str = "auto", *, limit_per_host: int = 100) -> Async
             configured in the environment (aiohttp does not read those settings), else httpx;
             ``"aiohttp"``: aiohttp or an error; ``"httpx"``: httpx.
         limit_per_host: the most connections to one provider host (httpx's pool allows 100
-            in all).
+            in all) outside ``send_many``, which raises it by its ``concurrency`` while it
+            runs (:meth:`AiohttpTransport.reserve`): its sends are bounded by that and the
+            providers' rate limits, never by a connection of their own client.
+        verify: certificate checks for aiohttp, as in :class:`AiohttpTransport`.
 
     Raises:
         ConfigurationError: ``kind`` is unknown, or ``"aiohttp"`` without aiohttp 3.9+.
@@ -578,11 +951,11 @@ def default_transport(kind: str = "auto", *, limit_per_host: int = 100) -> Async
     if kind == "httpx":
         return None
     if kind == "aiohttp":
-        return AiohttpTransport(limit_per_host=limit_per_host)
+        return AiohttpTransport(limit_per_host=limit_per_host, verify=verify)
     if kind == "auto":
         if not _aiohttp_usable() or _environment_proxies():
             return None
-        return AiohttpTransport(limit_per_host=limit_per_host)
+        return AiohttpTransport(limit_per_host=limit_per_host, verify=verify)
     raise ConfigurationError(f"unknown transport {kind!r}: use 'auto', 'aiohttp' or 'httpx'")
 
 
@@ -592,14 +965,27 @@ def httpx_is_mocked() -> bool:
     ``transport="auto"`` then stays on httpx, so that tests which mock httpx keep working
     when ``anysend[fast]`` is installed. Two attribute reads: cheap enough for every send.
     """
-    import httpcore
+    global _HTTPCORE_POOL
+    pool_class = _HTTPCORE_POOL
+    if pool_class is None:
+        import httpcore
 
+        pool_class = _HTTPCORE_POOL = httpcore.AsyncConnectionPool
     sender = httpx.AsyncHTTPTransport.handle_async_request
-    pool = httpcore.AsyncConnectionPool.handle_async_request
-    return not (
+    pool = pool_class.handle_async_request
+    if sender is _UNMOCKED[0] and pool is _UNMOCKED[1]:
+        return False  # the functions seen unmocked last time: no need to look closer
+    mocked = not (
         getattr(sender, "__module__", "").startswith("httpx")
         and getattr(pool, "__module__", "").startswith("httpcore")
     )
+    if not mocked:
+        _UNMOCKED[:] = [sender, pool]
+    return mocked
+
+
+_HTTPCORE_POOL: Any = None
+_UNMOCKED: list[object] = [None, None]
 
 
 class Transport(Protocol):
@@ -614,7 +1000,9 @@ class Transport(Protocol):
         ...
 
 
-def no_transport(kind: str = "auto", *, limit_per_host: int = 100) -> Transport | None:
+def no_transport(
+    kind: str = "auto", *, limit_per_host: int = 100, verify: ssl.SSLContext | bool = True
+) -> Transport | None:
     """The sync ``Client``'s answer to ``transport=``: always httpx.
 
     ``"auto"`` and ``"httpx"`` are accepted; ``"aiohttp"`` is refused (aiohttp is async only).

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import socket
+import socketserver
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,6 +23,7 @@ from anysend import (
     RateLimit,
     Recipient,
 )
+from anysend.providers.webhook import Webhook
 from anysend.testing import MemoryProvider, VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -83,6 +89,19 @@ async def test_one_bad_item_never_stops_the_others() -> None:
         assert isinstance(results[index].error, InvalidRecipientError)
         assert results[index].result is None
     assert sum(r.ok for r in results.values()) == 18  # the unavailable one was retried
+
+
+async def test_a_recipient_dict_with_an_unknown_field_is_that_items_typed_error() -> None:
+    items = [
+        (Message(text="one"), {"phone": "+48600700800", "fone": "+48600700801"}),
+        (Message(text="two"), {"phone": "+48600700802"}),
+    ]
+    async with AsyncClient([sms()]) as client:
+        with pytest.raises(InvalidRecipientError, match="fone"):
+            await client.send(*items[0], via="sms")
+        results = {r.index: r for r in await collect(client.send_many(items, via="sms"))}
+    assert isinstance(results[0].error, InvalidRecipientError)
+    assert results[1].ok
 
 
 async def test_a_failed_send_is_a_result_not_an_error() -> None:
@@ -165,3 +184,85 @@ async def test_a_retry_after_pauses_every_send_through_the_provider() -> None:
 async def test_rate_limits_name_configured_providers() -> None:
     with pytest.raises(ConfigurationError, match="rate_limits"):
         AsyncClient([sms()], rate_limits={"twilio": RateLimit(per_second=1)})
+
+
+# -- HTTP sends: connections are reused, whatever the concurrency -------------------------------
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """A local HTTP/1.1 server that counts connections; its first answers wait for a wave."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, wave: int) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.connections = 0
+        self.posts = 0
+        self.wave = wave
+        self.full = threading.Event()
+        self.lock = threading.Lock()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        accepted = super().get_request()
+        with self.lock:
+            self.connections += 1
+        return accepted
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        server = self.server
+        with server.lock:
+            server.posts += 1
+            if server.posts >= server.wave:
+                server.full.set()
+        # The first answers wait until a wave of requests is in flight together (bounded).
+        server.full.wait(5)
+        body = b'{"id": "hook-1"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def counting_server(wave: int) -> Iterator[_Server]:
+    server = _Server(wave)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+async def test_http_sends_in_bulk_reuse_their_connections() -> None:
+    """More sends in flight than httpx keeps idle by default (20): connections are reused.
+
+    httpcore 1.0 counts every connection against ``max_keepalive_connections``, and closed
+    each connection as it went idle once more than 20 were open; from a sync client's
+    threads it closed connections another thread had just been handed ("Bad file
+    descriptor" after the request went out).
+    """
+    with counting_server(wave=25) as server:
+        hook = Webhook(url=f"http://127.0.0.1:{server.server_address[1]}/hook")
+        items = ((Message(text=f"number {n}"), Recipient()) for n in range(300))
+        async with AsyncClient([hook], transport="httpx") as client:
+            results = await collect(client.send_many(items, via="webhook", concurrency=30))
+    failed = [r.result.error for r in results if r.result is not None and not r.ok]
+    assert failed == []
+    assert len(results) == 300
+    assert all(r.ok for r in results)
+    assert server.posts == 300
+    assert 25 <= server.connections <= 30

@@ -1256,3 +1256,86 @@ async def test_parse_webhook_takes_the_adapter_itself() -> None:
         [event] = await c.parse_webhook(acme, request)
     assert isinstance(event, anysend.DeliveryEvent)
     assert event.status is DeliveryStatus.SENT
+
+
+# -- the models a send makes without validating them again -------------------------------------
+
+
+async def test_a_send_makes_the_models_validation_would_make() -> None:
+    """The outbound message, attempt and result are built from validated parts unvalidated."""
+    sms = memory("sms", "sms")
+    message = Message(
+        text="Your code is 1234",
+        headers={"X-Trace": "t-1"},
+        metadata={"order": "42"},
+        tags=("otp",),
+        category="security",
+    )
+    async with client(sms) as c:
+        result = await c.send(message, ANN, via="sms")
+
+    [outbound] = sms.messages
+    assert outbound == anysend.OutboundMessage.model_validate(outbound.model_dump())
+    assert outbound.model_fields_set == set(anysend.OutboundMessage.model_fields) - {
+        "provider_options"
+    }
+    assert outbound.headers == message.headers
+    assert outbound.headers is not message.headers  # a dict of its own, as validation makes
+    assert outbound.metadata is not message.metadata
+    [attempt] = result.attempts
+    assert attempt == anysend.Attempt.model_validate(attempt.model_dump())
+    assert attempt.model_fields_set == {
+        "channel",
+        "provider",
+        "outcome",
+        "address",
+        "number",
+        "receipt",
+        "started_at",
+        "duration",
+    }
+    assert isinstance(attempt.duration, float)
+    assert result == anysend.SendResult.model_validate(result.model_dump())
+    assert result.model_dump(exclude_unset=True).keys() == {
+        "message_id",
+        "status",
+        "channel",
+        "provider",
+        "address",
+        "receipt",
+        "attempts",
+    }
+    assert hash(result) == hash(anysend.SendResult.model_validate(result.model_dump()))
+    copied = result.model_copy(update={"idempotent_replay": True})
+    assert copied.idempotent_replay
+    assert not result.idempotent_replay
+    assert "idempotent_replay" not in result.model_fields_set
+
+
+async def test_trusted_models_are_validated_when_they_cannot_be_trusted() -> None:
+    from pydantic import BaseModel, field_validator
+
+    from anysend._results import trusted
+
+    class Checked(BaseModel):
+        name: str
+
+        @field_validator("name")
+        @classmethod
+        def _upper(cls, value: str) -> str:
+            return value.upper()
+
+    class Plain(BaseModel):
+        name: str
+        size: int = 0
+
+    # A validator runs: the model is validated, from the fields given.
+    assert trusted(Checked, {"name": "ann"}, frozenset({"name"})).name == "ANN"
+    # A layout that does not match the model (a field added since): validated too.
+    made = trusted(Plain, {"name": "ann"}, frozenset({"name"}))
+    assert made == Plain(name="ann")
+    assert made.model_fields_set == {"name"}
+    fast = trusted(Plain, {"name": "bob", "size": 2}, frozenset({"name"}))
+    assert fast == Plain(name="bob", size=2)
+    assert fast.model_fields_set == {"name"}
+    assert repr(fast) == "Plain(name='bob', size=2)"

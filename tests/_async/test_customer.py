@@ -24,6 +24,7 @@ from anysend import (
     DeliveryStatus,
     ErrorCategory,
     EventType,
+    Flow,
     FrequencyCap,
     InboundMessage,
     InvalidRecipientError,
@@ -37,6 +38,7 @@ from anysend import (
     RetryPolicy,
     SendResult,
     SkipReason,
+    Step,
     WebhookVerificationError,
 )
 from anysend.providers import Provider
@@ -448,6 +450,25 @@ async def test_a_cap_counts_messages_sent_at_the_same_moment() -> None:
         s.clock.advance(timedelta(days=1))
         assert (await c.send(MARKETING, to="user-42")).ok
     assert s.email.calls == 4
+
+
+async def test_a_flow_step_does_not_count_against_its_own_cap() -> None:
+    """A step's message is in the store before it is sent: the cap must not see it twice."""
+    cap = Policy(cap=FrequencyCap(count=1, per=timedelta(days=1)))
+    s = Shop(policies={"marketing": cap})
+    flow = Flow(name="promo", category="marketing", steps=[Step(via="email", message=TEXT)])
+    async with s.client as c:
+        await c.profiles.upsert(ANN)
+        await c.start(flow, to="user-42")
+        assert await c.run_due() == 1
+        assert s.email.calls == 1
+        # The second run's step is over the cap: one marketing message a day.
+        await c.start(flow, to="user-42")
+        assert await c.run_due() == 1
+        assert s.email.calls == 1
+        history = await c.history("user-42")
+        reasons = [h.reason for h in history if h.kind == "message" and h.reason]
+        assert reasons == ["frequency_capped"]
 
 
 async def test_transactional_messages_ignore_caps_and_quiet_hours() -> None:

@@ -24,6 +24,7 @@ from anysend import (
     DeliveryStatus,
     ErrorCategory,
     EventType,
+    Flow,
     FrequencyCap,
     InboundMessage,
     InvalidRecipientError,
@@ -38,6 +39,7 @@ from anysend import (
     SendResult,
     SkipReason,
     SQLiteStore,
+    Step,
     WebhookVerificationError,
 )
 from anysend.providers import Provider
@@ -443,6 +445,25 @@ def test_a_cap_counts_messages_sent_at_the_same_moment() -> None:
         s.clock.advance(timedelta(days=1))
         assert (c.send(MARKETING, to="user-42")).ok
     assert s.email.calls == 4
+
+
+def test_a_flow_step_does_not_count_against_its_own_cap() -> None:
+    """A step's message is in the store before it is sent: the cap must not see it twice."""
+    cap = Policy(cap=FrequencyCap(count=1, per=timedelta(days=1)))
+    s = Shop(policies={"marketing": cap})
+    flow = Flow(name="promo", category="marketing", steps=[Step(via="email", message=TEXT)])
+    with s.client as c:
+        c.profiles.upsert(ANN)
+        c.start(flow, to="user-42")
+        assert c.run_due() == 1
+        assert s.email.calls == 1
+        # The second run's step is over the cap: one marketing message a day.
+        c.start(flow, to="user-42")
+        assert c.run_due() == 1
+        assert s.email.calls == 1
+        history = c.history("user-42")
+        reasons = [h.reason for h in history if h.kind == "message" and h.reason]
+        assert reasons == ["frequency_capped"]
 
 
 def test_transactional_messages_ignore_caps_and_quiet_hours() -> None:

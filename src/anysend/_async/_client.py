@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -20,9 +21,7 @@ import httpx
 
 from anysend._async._idempotency import AsyncIdempotencyCache
 from anysend._async._ratelimit import AsyncRateLimits
-from anysend._async._store import AsyncStore, open_store
 from anysend._clock import Clock, SystemClock
-from anysend._events import DeliveryEvent, InboundMessage, WebhookRequest
 from anysend._exceptions import (
     AnysendError,
     ConfigurationError,
@@ -31,32 +30,63 @@ from anysend._exceptions import (
     UnsupportedFeatureError,
     WebhookVerificationError,
     as_provider_error,
+    redact_secrets,
+    warn_if_unverified,
 )
-from anysend._flows import Flow, Policy, zone_of
+from anysend._flows import Policy, zone_of
 from anysend._logging import logger, register_secrets
 from anysend._models import Channel, Message, OutboundMessage, QuietHours, Recipient
 from anysend._ratelimit import RateLimit
-from anysend._results import Attempt, AttemptOutcome, ErrorInfo, Receipt, SendResult, SkipReason
+from anysend._results import (
+    Attempt,
+    AttemptOutcome,
+    ErrorInfo,
+    Receipt,
+    SendResult,
+    SkipReason,
+    trusted,
+)
 from anysend._retry import RetryPolicy
 from anysend._routing import Address, ChannelLimits, Router, final_status, skip
 from anysend._status import DeliveryStatus, Reason
-from anysend._templates import RenderedContent, Templates
-from anysend._transport import AsyncTransport, default_transport, httpx_is_mocked
+from anysend._transport import (
+    AsyncRawAnswer,
+    AsyncRawSender,
+    AsyncTransport,
+    RawAdapter,
+    RawRequest,
+    RawResponse,
+    default_transport,
+    httpx_is_mocked,
+)
 from anysend._types import AsyncAttemptHook, AsyncDirectProvider, AsyncResultHook
 from anysend.providers import Provider
 
 if TYPE_CHECKING:
+    import ssl
+
     from anysend._async._flows import AsyncFlowEngine
     from anysend._async._profiles import AsyncProfiles
+    from anysend._async._store import AsyncStore
     from anysend._async._webhooks import AsyncWebhooks
+    from anysend._batch import Entry
     from anysend._bulk import BulkResult
+    from anysend._events import DeliveryEvent, InboundMessage, WebhookRequest
+    from anysend._flows import Flow
     from anysend._records import HistoryEntry, Report
+    from anysend._templates import RenderedContent, Templates
 
 __all__ = ["AsyncClient"]
 
 _DEFAULT_POLICY = Policy()
 _KEY_WAIT = 30.0  # seconds to wait for another process sending the same idempotency key
 _KEY_POLL = 0.05
+#: httpx's pool limits but for idle connections: httpcore 1.0 counts every connection, not
+#: only the idle ones, against ``max_keepalive_connections`` (20 by default), and with more
+#: open than that closes each connection as it goes idle: under ``send_many``'s threads it
+#: closed connections another thread had just been handed ("Bad file descriptor"), and it
+#: opened a new connection for most requests. Keeping as many idle as may be open avoids both.
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 
 def _duration(span: timedelta) -> str:
@@ -70,6 +100,115 @@ def _duration(span: timedelta) -> str:
 
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+#: The fields of a successful attempt and result that the client sets (the rest: defaults).
+_SENT_GIVEN = frozenset(
+    {"channel", "provider", "outcome", "address", "number", "receipt", "started_at", "duration"}
+)
+#: The one "address" of an address-less provider's send (read, never changed).
+_NO_ADDRESS = [Address("")]
+_NOBODY: frozenset[str] = frozenset()  # no provider benched (no store: no health kept)
+_RESULT_GIVEN = frozenset(
+    {"message_id", "status", "channel", "provider", "address", "receipt", "attempts"}
+)
+
+
+def _nothing() -> None:
+    """A reservation that reserved nothing."""
+
+
+def _sent(
+    message_id: str,
+    channel: Channel,
+    provider: str,
+    address: str,
+    receipt: Receipt,
+    attempts: list[Attempt],
+) -> SendResult:
+    """The result of a send a provider accepted (its parts are validated already)."""
+    values = {
+        "message_id": message_id,
+        "status": receipt.status,
+        "channel": channel,
+        "provider": provider,
+        "address": address,
+        "receipt": receipt,
+        "attempts": tuple(attempts),
+        "idempotent_replay": False,
+        "scheduled_for": None,
+    }
+    return trusted(SendResult, values, _RESULT_GIVEN)
+
+
+def _unreachable(provider: Provider, exc: httpx.TransportError) -> ProviderError:
+    """The error for a request that failed on the way: not sent, or sent and not answered."""
+    if isinstance(exc, _NOT_SENT):
+        timeout = isinstance(exc, httpx.TimeoutException)
+        return ProviderError(
+            f"could not reach {provider.name}: {type(exc).__name__}: {exc}",
+            category=ErrorCategory.TIMEOUT if timeout else ErrorCategory.UNAVAILABLE,
+            provider=provider.name,
+        )
+    # The request went out; the provider may have accepted it.
+    return ProviderError(
+        f"no answer from {provider.name} after the request was sent: {type(exc).__name__}: {exc}",
+        category=ErrorCategory.AMBIGUOUS_TIMEOUT,
+        provider=provider.name,
+    )
+
+
+def _unread(provider: Provider, response: httpx.Response, exc: Exception | str) -> ProviderError:
+    """The provider answered but the adapter could not read it.
+
+    After a 2xx the message may well have been accepted: it is not sent again.
+    """
+    return ProviderError(
+        f"{provider.name} adapter could not read the response: {exc}",
+        category=ErrorCategory.AMBIGUOUS_TIMEOUT if response.is_success else ErrorCategory.UNKNOWN,
+        retryable=False,
+        provider=provider.name,
+        status_code=response.status_code,
+        raw=response.text,
+    )
+
+
+_RAW_HOOKS: dict[type[Provider], bool] = {}
+_RAW_NAMES = frozenset({"raw_request", "raw_receipt", "build_request", "parse_response"})
+
+
+def _raw_receipt(
+    provider: Provider, raw: RawRequest, answer: RawResponse, outbound: OutboundMessage
+) -> Receipt:
+    """The adapter's receipt for a raw answer (``parse_response`` when ``raw_receipt`` passes)."""
+    try:
+        receipt = cast(RawAdapter, provider).raw_receipt(answer, outbound)
+        if receipt is None:
+            receipt = provider.parse_response(answer.to_httpx(raw.to_httpx()), outbound)
+    except AnysendError:
+        raise
+    except Exception as exc:
+        raise _unread(provider, answer.to_httpx(raw.to_httpx()), exc) from exc
+    return receipt
+
+
+def _raw_hooks(provider: Provider) -> bool:
+    """Whether the adapter's raw hooks stand for its whole send (see ``RawRequest``).
+
+    They must come from the class that also defines ``build_request`` and
+    ``parse_response`` (a subclass overriding one of those without the hooks would be
+    bypassed), with the default one-request ``send_flow``, and none replaced on the instance.
+    """
+    kind = type(provider)
+    found = _RAW_HOOKS.get(kind)
+    if found is None:
+        owners = {
+            name: next((k for k in kind.__mro__ if name in k.__dict__), None) for name in _RAW_NAMES
+        }
+        found = _RAW_HOOKS[kind] = (
+            owners["raw_request"] is not None
+            and len(set(owners.values())) == 1
+            and kind.send_flow is Provider.send_flow
+        )
+    return found and _RAW_NAMES.isdisjoint(provider.__dict__)
 
 
 class AsyncClient:
@@ -118,6 +257,12 @@ class AsyncClient:
             ``"httpx"``. APNs (HTTP/2) and a given ``http_client`` always use httpx, and so
             does ``"auto"`` while a test mocks httpx (respx, pytest-httpx). The same timeouts
             and errors apply whichever runs.
+        verify: check HTTPS servers' certificates (``True``, the default, with the CA bundle
+            httpx uses), or an ``ssl.SSLContext`` of your own; ``False`` turns checks off, for
+            a local sandbox only, and emits an :class:`~anysend.InsecureTransportWarning`
+            (and a log line) every time such a client is made. Applies to every HTTP
+            transport the client makes (httpx, HTTP/2 for APNs, aiohttp); with ``http_client``
+            configure that client instead.
 
     A client is a context manager that closes its connections (``async with``).
     An async client belongs to the event loop it is first used in; use one client per loop.
@@ -149,6 +294,7 @@ class AsyncClient:
         health_cooldown: timedelta = timedelta(minutes=1),
         rate_limits: Mapping[str, RateLimit | None] | None = None,
         transport: str = "auto",
+        verify: bool | ssl.SSLContext = True,
     ) -> None:
         if isinstance(providers, str):
             from anysend.providers import from_urls
@@ -164,8 +310,11 @@ class AsyncClient:
                     "it is not an HTTP adapter and has no asend() method"
                 )
         register_secrets(secret for provider in providers for secret in provider.secrets())
-        if templates is not None and not isinstance(templates, Templates):
-            templates = Templates(templates)
+        if templates is not None:
+            from anysend._templates import Templates
+
+            if not isinstance(templates, Templates):
+                templates = Templates(templates)
         self._router = Router(
             providers,
             templates=templates,
@@ -181,15 +330,24 @@ class AsyncClient:
         self._on_invalid_address = list(on_invalid_address)
         self._clock: Clock = clock or SystemClock()
         self._base_urls = {name: httpx.URL(url) for name, url in (base_urls or {}).items()}
+        if verify is not True and http_client is not None:
+            raise ConfigurationError(
+                "verify= applies to the HTTP clients anysend makes: set it on your http_client"
+            )
+        warn_if_unverified(verify, f"the HTTPS connections of this {type(self).__name__}")
+        self._verify = verify
         self._own_http = http_client is None
         self._http = http_client
         # A faster transport (aiohttp) when one is available; always None in the sync Client.
         self._fast: AsyncTransport | None = (
-            default_transport(transport) if http_client is None else None
+            default_transport(transport, verify=verify) if http_client is None else None
         )
         self._fast_auto = transport == "auto"
+        # The fast transport's raw sends, for adapters with the raw hooks (aiohttp only).
+        self._send_raw: AsyncRawSender | None = getattr(self._fast, "send_raw", None)
         self._http2: httpx.AsyncClient | None = None
         self._http_pid = os.getpid()
+        self._http_lock = threading.Lock()
         if self._own_http and any(p.http2 for p in providers):
             try:
                 import h2  # noqa: F401
@@ -201,8 +359,13 @@ class AsyncClient:
         self._rate_limits = AsyncRateLimits(providers, rate_limits, clock=self._clock)
         self._limited = frozenset(self._rate_limits.limits)
         self._idempotency_ttl = idempotency_ttl
-        self._store = open_store(store)
-        self._own_store = self._store is not None and not isinstance(store, AsyncStore)
+        self._store: AsyncStore | None = None
+        self._own_store = False
+        if store is not None:  # the store's module (SQLite, the records) loads only for one
+            from anysend._async._store import AsyncStore, open_store
+
+            self._store = open_store(store)
+            self._own_store = not isinstance(store, AsyncStore)
         if quiet_hours is not None and self._store is None:
             raise ConfigurationError(
                 "quiet hours hold messages for later, which needs a store: "
@@ -294,17 +457,24 @@ class AsyncClient:
     def _http_client(self, http2: bool = False) -> httpx.AsyncClient:
         # A client built before os.fork() gets fresh pools in the child: sockets are not
         # shared across processes. Adapters that need HTTP/2 (APNs) get a pool of their own.
-        pid = os.getpid()
-        if self._own_http and pid != self._http_pid:
-            self._http = self._http2 = None
-            self._http_pid = pid
-        if http2 and self._own_http:
-            if self._http2 is None:
-                self._http2 = httpx.AsyncClient(timeout=self._timeout, http2=True)
-            return self._http2
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self._timeout)
-        return self._http
+        # Under a lock: threads share a sync Client (send_many), and two of them making the
+        # pool at once would each make one, leaving all but the last unclosed.
+        with self._http_lock:
+            pid = os.getpid()
+            if self._own_http and pid != self._http_pid:
+                self._http = self._http2 = None
+                self._http_pid = pid
+            if http2 and self._own_http:
+                if self._http2 is None:
+                    self._http2 = httpx.AsyncClient(
+                        timeout=self._timeout, http2=True, verify=self._verify, limits=_LIMITS
+                    )
+                return self._http2
+            if self._http is None:
+                self._http = httpx.AsyncClient(
+                    timeout=self._timeout, verify=self._verify, limits=_LIMITS
+                )
+            return self._http
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -336,13 +506,16 @@ class AsyncClient:
         """
         if self._closed:
             raise ConfigurationError("the client is closed")
-        recipient = await self._resolve(to)
+        recipient = to if isinstance(to, Recipient) else await self._resolve(to)
         profile = isinstance(to, str)
         message_id = os.urandom(16).hex()
         key = message.idempotency_key
-        if key is None:
-            return await self._deliver(message_id, message, recipient, via, profile=profile)
         store = self._store
+        if key is None:
+            if store is None and recipient.quiet_hours is None:
+                # Nothing for _deliver to do: no store, and so no quiet hours of the client.
+                return await self._send(message_id, message, recipient, via)
+            return await self._deliver(message_id, message, recipient, via, profile=profile)
 
         async def first_send() -> SendResult:
             if store is None:
@@ -423,6 +596,17 @@ class AsyncClient:
         bulk = AsyncBulk(self, via=via, concurrency=concurrency, progress=progress)
         return bulk.run(items)
 
+    def _reserve(self, concurrency: int) -> Callable[[], None]:
+        """Raise the fast transport's connection limits by ``concurrency`` for a while.
+
+        ``send_many`` calls it, so that its sends never wait for a connection of their own
+        client; the returned function ends the reservation. The httpx pools keep their limits.
+        """
+        reserve = getattr(self._fast, "reserve", None)
+        if reserve is None:
+            return _nothing
+        return cast("Callable[[], None]", reserve(concurrency))
+
     async def _resolve(self, to: Recipient | Mapping[str, Any] | str) -> Recipient:
         """The recipient: as given, or the stored profile for an id."""
         if isinstance(to, Recipient):
@@ -433,7 +617,9 @@ class AsyncClient:
             if profile is None:
                 raise ConfigurationError(f"no profile with id {to!r}")
             return profile
-        return Recipient.model_validate(to)
+        from anysend._batch import recipient_from  # an unknown field: InvalidRecipientError
+
+        return recipient_from(to)
 
     async def _deliver(
         self,
@@ -515,6 +701,17 @@ class AsyncClient:
         assert message.category is not None
         since = self._clock.now() - policy.cap.per
         count = await self._store.count_sent(recipient.id, message.category, since)
+        if count >= policy.cap.count:
+            # A flow step's message is in the store (pending) before it is sent: it must not
+            # count against its own cap.
+            own = await self._store.get_message(message_id)
+            if (
+                own is not None
+                and own.recipient_id == recipient.id
+                and own.category == message.category
+                and own.created_at > since
+            ):
+                count -= 1
         if count < policy.cap.count:
             return None
         chain = self._router.chain(recipient, via)
@@ -555,7 +752,7 @@ class AsyncClient:
                 continue
             assert content is not None
             if not addresses:  # an address-less provider (a configured webhook URL)
-                addresses = [Address("")]
+                addresses = _NO_ADDRESS
             tried = len(attempts)
             sent, stop = await self._send_channel(
                 message_id, message, recipient, channel, addresses, content, started, attempts
@@ -572,16 +769,10 @@ class AsyncClient:
                 break  # this category never moves to another channel once one was tried
             if sent is not None:
                 provider_name, address, receipt = sent
-                result = SendResult(
-                    message_id=message_id,
-                    status=receipt.status,
-                    channel=channel,
-                    provider=provider_name,
-                    address=address,
-                    receipt=receipt,
-                    attempts=tuple(attempts),
-                )
-                return await self._finish(result)
+                result = _sent(message_id, channel, provider_name, address, receipt, attempts)
+                if self._on_result or logger.isEnabledFor(logging.INFO):
+                    return await self._finish(result)
+                return result  # nothing for _finish to do
         result = SendResult(
             message_id=message_id, status=final_status(attempts), attempts=tuple(attempts)
         )
@@ -598,7 +789,7 @@ class AsyncClient:
         providers = self._router.by_channel.get(channel, [])
         if not providers:
             return skip(channel, SkipReason.NO_PROVIDER, f"no provider serves {channel.value}")
-        if not addresses and not any(p.capabilities.addressless for p in providers):
+        if not addresses and channel not in self._router.addressless:
             return skip(channel, SkipReason.NO_ADDRESS, f"the recipient has no {channel.value}")
         if not recipient.preferences.allows(channel, message.category):
             return skip(channel, SkipReason.OPTED_OUT, f"opted out of {channel.value}")
@@ -658,7 +849,7 @@ class AsyncClient:
                 await self._record(
                     attempts, skip(channel, SkipReason.NO_PROVIDER, f"no provider serves {kind}")
                 )
-            benched: set[str] = set()
+            benched: set[str] | frozenset[str] = _NOBODY
             if store is not None and providers:
                 benched = await store.unhealthy([p.name for p in providers], now=self._clock.now())
                 if len(benched) == len(providers):
@@ -689,8 +880,9 @@ class AsyncClient:
                     failed = self._failed(channel, provider.name, prepared, 1, error)
                     await self._record(attempts, failed)
                     continue
+                tried = len(attempts)
                 try:
-                    receipt = await self._try_provider(provider, prepared, started, attempts)
+                    receipt = await self._attempt(provider, prepared, 1, attempts, started)
                 except UnsupportedFeatureError as exc:
                     await self._record(
                         attempts,
@@ -698,9 +890,14 @@ class AsyncClient:
                     )
                     continue
                 except ProviderError as exc:
-                    if exc.category is ErrorCategory.AMBIGUOUS_TIMEOUT:
+                    if any(
+                        a.error is not None and a.error.category is ErrorCategory.AMBIGUOUS_TIMEOUT
+                        for a in attempts[tried:]
+                    ):
+                        # This provider may have it (from the ambiguous try, whatever its
+                        # retries answered later): never re-sent elsewhere.
                         ambiguous = True
-                        break  # never re-sent elsewhere: it may already be on its way
+                        break
                     if exc.category.scope == "provider":
                         await self._health(provider, ok=False)
                         continue  # fail over to the next provider of this channel
@@ -721,7 +918,8 @@ class AsyncClient:
                         # window is about this channel now, not the content: move on.)
                         ambiguous = True
                     break  # the recipient or content: another provider would not help
-                await self._health(provider, ok=True)
+                if store is not None:
+                    await self._health(provider, ok=True)
                 if first is None:
                     first = (provider.name, outbound.to, receipt)
                 break
@@ -737,21 +935,17 @@ class AsyncClient:
                 cooldown=self._health_cooldown,
             )
 
-    async def _try_provider(
+    async def _retries(
         self,
         provider: Provider,
         outbound: OutboundMessage,
         started: float,
         attempts: list[Attempt],
+        first: ProviderError,
     ) -> Receipt:
-        """One provider, with retries. The first try builds no retry machinery."""
+        """The retries of a provider whose first try failed with ``first`` (retryable)."""
         idempotent = provider.capabilities.idempotency
-        try:
-            return await self._attempt(provider, outbound, 1, attempts)
-        except ProviderError as exc:
-            if not self._retry.should_retry(exc, idempotent=idempotent):
-                raise
-            pending: ProviderError | None = exc
+        pending: ProviderError | None = first
         import tenacity  # only once a retry is needed: a first success pays nothing for it
 
         retrying = tenacity.AsyncRetrying(
@@ -778,8 +972,14 @@ class AsyncClient:
         outbound: OutboundMessage,
         number: int,
         attempts: list[Attempt],
+        started: float | None = None,
     ) -> Receipt:
-        """One try of one provider, recorded whatever happens."""
+        """One try of one provider, recorded whatever happens.
+
+        With ``started`` (when the send began), a first try that fails with an error the
+        retry policy retries goes on to the retries (:meth:`_retries`): the one call for a
+        provider, with retries, and a first success builds no retry machinery.
+        """
         started_at = self._clock.now()
         t0 = self._clock.monotonic()
         try:
@@ -787,14 +987,25 @@ class AsyncClient:
                 # Wait for the provider's rate limit (and free the slot whatever happens).
                 async with self._rate_limits.slot(provider.name, outbound.to):
                     receipt = await self._send_once(provider, outbound)
+            elif provider.is_http():
+                raw = self._raw_request(provider, outbound)
+                if raw is None:
+                    receipt = await self._send_http(provider, outbound)
+                else:  # _send_http's fast path, here: one coroutine fewer per send
+                    try:
+                        answer = await self._fast_send(raw)
+                    except httpx.TransportError as exc:
+                        raise _unreachable(provider, exc) from exc
+                    receipt = _raw_receipt(provider, raw, answer, outbound)
             else:
-                receipt = await self._send_once(provider, outbound)
+                receipt = await cast(AsyncDirectProvider, provider).asend(outbound)
         except UnsupportedFeatureError:
             raise
         except Exception as exc:
             if not isinstance(exc, AnysendError):
                 logger.exception("provider %s raised an unexpected error", provider.name)
-            error = as_provider_error(exc, provider.name)
+            # A credential the provider echoed back never reaches results, stores or logs.
+            error = redact_secrets(as_provider_error(exc, provider.name), provider.secrets())
             if (
                 error.category is ErrorCategory.RATE_LIMITED
                 and error.retry_after
@@ -805,23 +1016,31 @@ class AsyncClient:
                     provider.name, min(error.retry_after, self._retry.max_retry_after)
                 )
         else:
-            attempt = Attempt(
-                channel=outbound.channel,
-                provider=provider.name,
-                outcome=AttemptOutcome.SENT,
-                address=outbound.to,
-                number=number,
-                receipt=receipt,
-                started_at=started_at,
-                duration=self._clock.monotonic() - t0,
-            )
-            await self._record(attempts, attempt)
+            # Every part is validated already (the receipt by its adapter): see trusted().
+            values = {
+                "channel": outbound.channel,
+                "provider": provider.name,
+                "outcome": AttemptOutcome.SENT,
+                "address": outbound.to,
+                "number": number,
+                "error": None,
+                "skip_reason": None,
+                "detail": None,
+                "receipt": receipt,
+                "started_at": started_at,
+                "duration": float(self._clock.monotonic() - t0),
+            }
+            await self._record(attempts, trusted(Attempt, values, _SENT_GIVEN))
             return receipt
         duration = self._clock.monotonic() - t0
         failed = self._failed(
             outbound.channel, provider.name, outbound, number, error, started_at, duration
         )
         await self._record(attempts, failed)
+        if started is not None and self._retry.should_retry(
+            error, idempotent=provider.capabilities.idempotency
+        ):
+            return await self._retries(provider, outbound, started, attempts, error)
         raise error
 
     async def _send_once(self, provider: Provider, outbound: OutboundMessage) -> Receipt:
@@ -831,6 +1050,13 @@ class AsyncClient:
 
     async def _send_http(self, provider: Provider, outbound: OutboundMessage) -> Receipt:
         """Drive an HTTP adapter's send flow: send each request it yields, feed it answers."""
+        raw = self._raw_request(provider, outbound)
+        if raw is not None:
+            try:
+                answer = await self._fast_send(raw)
+            except httpx.TransportError as exc:
+                raise _unreachable(provider, exc) from exc
+            return _raw_receipt(provider, raw, answer, outbound)
         flow = provider.send_flow(outbound)
         try:
             request = next(flow)
@@ -843,23 +1069,29 @@ class AsyncClient:
                 except AnysendError:
                     raise
                 except Exception as exc:
-                    # The provider answered but the adapter could not read it. After a 2xx
-                    # the message may well have been accepted: do not send it again.
-                    category = (
-                        ErrorCategory.AMBIGUOUS_TIMEOUT
-                        if response.is_success
-                        else ErrorCategory.UNKNOWN
-                    )
-                    raise ProviderError(
-                        f"{provider.name} adapter could not read the response: {exc}",
-                        category=category,
-                        retryable=False,
-                        provider=provider.name,
-                        status_code=response.status_code,
-                        raw=response.text,
-                    ) from exc
+                    raise _unread(provider, response, exc) from exc
         finally:
             flow.close()
+
+    def _raw_request(self, provider: Provider, outbound: OutboundMessage) -> RawRequest | None:
+        """The adapter's fast path, when it has one and this send may take it, else ``None``.
+
+        It is taken where ``_http_send`` would use the fast transport, and never with a base
+        URL override: the same request and answer as the send flow, without httpx's objects.
+        """
+        if (
+            self._send_raw is None
+            or provider.http2
+            or not _raw_hooks(provider)
+            or provider.name in self._base_urls
+            or (self._fast_auto and httpx_is_mocked())  # respx in a test: use httpx
+        ):
+            return None
+        return cast(RawAdapter, provider).raw_request(outbound)
+
+    def _fast_send(self, raw: RawRequest) -> AsyncRawAnswer:
+        assert self._send_raw is not None
+        return self._send_raw(raw, timeout=self._timeout)
 
     async def _http_send(self, provider: Provider, request: httpx.Request) -> httpx.Response:
         base = self._base_urls.get(provider.name)
@@ -880,21 +1112,8 @@ class AsyncClient:
             ):
                 return await fast.send(request, timeout=self._timeout)
             return await self._http_client(provider.http2).send(request)
-        except _NOT_SENT as exc:
-            timeout = isinstance(exc, httpx.TimeoutException)
-            raise ProviderError(
-                f"could not reach {provider.name}: {type(exc).__name__}: {exc}",
-                category=ErrorCategory.TIMEOUT if timeout else ErrorCategory.UNAVAILABLE,
-                provider=provider.name,
-            ) from exc
         except httpx.TransportError as exc:
-            # The request went out; the provider may have accepted it.
-            raise ProviderError(
-                f"no answer from {provider.name} after the request was sent: "
-                f"{type(exc).__name__}: {exc}",
-                category=ErrorCategory.AMBIGUOUS_TIMEOUT,
-                provider=provider.name,
-            ) from exc
+            raise _unreachable(provider, exc) from exc
 
     # -- flows, profiles, the customer view ----------------------------------------------------
 
@@ -1137,3 +1356,336 @@ class AsyncClient:
             except Exception:
                 logger.exception("an on_result hook raised; the result stands")
         return result
+
+    # -- batch sends ------------------------------------------------------------------------------
+
+    async def send_batch(
+        self,
+        message: Message,
+        recipients: Iterable[
+            Recipient
+            | Mapping[str, Any]
+            | str
+            | tuple[Recipient | Mapping[str, Any] | str, Mapping[str, Any]]
+        ],
+        *,
+        via: Sequence[Channel | str] | Channel | str | None = None,
+        provider: str | None = None,
+        concurrency: int = 50,
+    ) -> list[BulkResult]:
+        """Send one message to many recipients, in as few requests as the provider allows.
+
+        Providers with a batch API (SendGrid's personalizations, Mailgun's recipient
+        variables: up to 1,000 recipients a request) get one request per chunk of recipients
+        whose rendered message is the same but for what the provider personalises (the
+        address and name; for SendGrid the subject too). Every recipient still gets a copy
+        of their own, an anysend message id of their own, a result of their own and, with a
+        store, a record of their own that their callbacks find. Everything else is sent one
+        by one as :meth:`send_many` sends it.
+
+        Example:
+            ```python
+            results = await client.send_batch(newsletter, [ann, bob, ("user-42", {"name": "Cy"})])
+            failed = [r for r in results if not r.ok]
+            ```
+
+        Args:
+            message: what to say (a template is rendered for each recipient).
+            recipients: each a Recipient, a dict of its fields or a profile id, or a
+                ``(recipient, data)`` pair whose ``data`` is laid over ``message.data`` for
+                that recipient.
+            via: the channel chain, as in :meth:`send`. A recipient is batched on the first
+                channel of their chain when it is not skipped and its first provider (or
+                ``provider``) has a batch API; otherwise they are sent as :meth:`send` would.
+            provider: the name of the provider to batch through (default: the first provider
+                of the channel, in failover order).
+            concurrency: the most one-by-one sends in flight at once.
+
+        Returns:
+            One :class:`~anysend.BulkResult` per recipient, in input order: its ``result``, or
+            its ``error`` for bad input that :meth:`send` would raise (an invalid address, a
+            template error, an unknown profile).
+
+        A chunk's request is retried as a whole under the retry policy and counts once
+        against rate limits. When it fails for good, every recipient of the chunk fails with
+        that error, and no other provider or channel is tried for them (:meth:`send_many`
+        fails over one message at a time).
+
+        Raises:
+            ConfigurationError: the client is closed, or no provider has that name.
+        """
+        from anysend._batch import Batcher, split_item
+        from anysend._bulk import BulkResult
+
+        if self._closed:
+            raise ConfigurationError("the client is closed")
+        if provider is not None and provider not in self._router.providers:
+            known = ", ".join(self._router.providers) or "none"
+            raise ConfigurationError(f"no provider named {provider!r} (configured: {known})")
+        if concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        results: dict[int, BulkResult] = {}
+        singles: list[tuple[int, Message, Recipient | Mapping[str, Any] | str]] = []
+        batcher: Batcher[Entry] = Batcher()
+        benched: dict[str, bool] = {}
+        count = 0
+        for index, item in enumerate(recipients):
+            count = index + 1
+            try:
+                to, data = split_item(item)
+                own = message
+                if data:
+                    own = message.model_copy(update={"data": {**message.data, **data}})
+                entry = await self._batch_entry(index, own, to, via, provider, benched)
+            except AnysendError as exc:
+                results[index] = BulkResult(index, error=exc)
+                continue
+            if entry is None:
+                singles.append((index, own, to))
+                continue
+            chunk = batcher.add(entry.key, entry.provider.max_batch, entry.outbound.to, entry)
+            if chunk is not None:
+                await self._send_chunk(chunk.items, results, singles)
+        for chunk in batcher.flush():
+            await self._send_chunk(chunk.items, results, singles)
+        if singles:
+            items = [(own, to) for _, own, to in singles]
+            async for done in self.send_many(items, via=via, concurrency=concurrency):
+                index = singles[done.index][0]
+                results[index] = BulkResult(index, result=done.result, error=done.error)
+        return [results[index] for index in range(count)]
+
+    async def _batch_entry(
+        self,
+        index: int,
+        message: Message,
+        to: Recipient | Mapping[str, Any] | str,
+        via: Sequence[Channel | str] | Channel | str | None,
+        provider_name: str | None,
+        benched: dict[str, bool],
+    ) -> Entry | None:
+        """The recipient routed for a batch, or ``None`` to send them as :meth:`send` would.
+
+        Raises what :meth:`send` raises for bad input, before anything is sent: every address
+        of the chain is validated and every channel's content rendered.
+        """
+        from anysend._batch import Entry, batch_key
+
+        recipient = await self._resolve(to)
+        router = self._router
+        plan = [
+            (
+                channel,
+                router.addresses(recipient, channel),
+                router.content(message, channel, recipient),
+            )
+            for channel in router.chain(recipient, via)
+        ]
+        if message.idempotency_key is not None or not plan:
+            return None
+        store = self._store
+        now = self._clock.now()
+        if store is not None and message.send_at is not None and message.send_at > now:
+            return None  # the store holds it for later
+        if self._quiet_window(message, recipient) is not None:
+            return None
+        channel, addresses, content = plan[0]
+        if self._skip_reason(message, recipient, channel, addresses, content) is not None:
+            return None
+        if len(addresses) != 1 or addresses[0].push_target is not None or content is None:
+            return None
+        if provider_name is not None:
+            adapter = router.providers[provider_name]
+            if channel not in adapter.channels:
+                return None
+        else:
+            found = router.providers_for(channel)
+            if not found:
+                return None
+            adapter = found[0]
+        if adapter.max_batch < 2:
+            return None
+        message_id = os.urandom(16).hex()
+        if store is not None:
+            if await store.blocked(channel, addresses[0].to) is not None:
+                return None
+            if adapter.name not in benched:
+                benched[adapter.name] = bool(await store.unhealthy([adapter.name], now=now))
+            if benched[adapter.name]:
+                return None
+            if await self._capped(message_id, message, recipient, via) is not None:
+                return None
+        outbound = router.outbound(message_id, message, recipient, channel, addresses[0], content)
+        prepared = router.options_for(outbound, message, adapter)
+        try:
+            router.check_limits(prepared)
+            adapter.check_supported(prepared)
+        except AnysendError:
+            return None  # send() records why, and tries the next provider
+        key = batch_key(adapter, prepared)
+        if key is None:
+            return None
+        # The adapter itself (not its name) keeps two configured instances apart.
+        return Entry(index, to, message, recipient, adapter, prepared, (adapter, channel, key))
+
+    async def _send_chunk(
+        self,
+        entries: list[Entry],
+        results: dict[int, BulkResult],
+        singles: list[tuple[int, Message, Recipient | Mapping[str, Any] | str]],
+    ) -> None:
+        """Send one chunk in one request; record a result per recipient.
+
+        A chunk of one, or one the adapter refuses to batch, is sent one by one instead.
+        """
+        from anysend._bulk import BulkResult
+
+        if len(entries) < 2:
+            singles += [(e.index, e.message, e.to) for e in entries]
+            return
+        provider = entries[0].provider
+        messages = [entry.outbound for entry in entries]
+        attempts: list[list[Attempt]] = [[] for _ in entries]
+        try:
+            receipts = await self._try_batch(provider, messages, attempts)
+        except UnsupportedFeatureError:
+            singles += [(e.index, e.message, e.to) for e in entries]
+            return
+        except ProviderError as exc:
+            if exc.category.scope == "provider":
+                await self._health(provider, ok=False)
+            outcomes = [
+                SendResult(message_id=m.id, status=final_status(found), attempts=tuple(found))
+                for m, found in zip(messages, attempts, strict=True)
+            ]
+        else:
+            await self._health(provider, ok=True)
+            outcomes = [
+                SendResult(
+                    message_id=m.id,
+                    status=receipt.status,
+                    channel=m.channel,
+                    provider=provider.name,
+                    address=m.to,
+                    receipt=receipt,
+                    attempts=tuple(found),
+                )
+                for m, receipt, found in zip(messages, receipts, attempts, strict=True)
+            ]
+        store = self._store
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            result = await self._finish(outcome)
+            if store is not None:
+                await store.save_result(
+                    result,
+                    now=self._clock.now(),
+                    recipient_id=entry.recipient.id,
+                    category=entry.message.category,
+                )
+            results[entry.index] = BulkResult(entry.index, result=result)
+
+    async def _try_batch(
+        self, provider: Provider, messages: list[OutboundMessage], attempts: list[list[Attempt]]
+    ) -> list[Receipt]:
+        """One batch request, with retries as a whole (as :meth:`_try_provider` for one)."""
+        idempotent = provider.capabilities.idempotency
+        started = self._clock.monotonic()
+        try:
+            return await self._attempt_batch(provider, messages, 1, attempts)
+        except ProviderError as exc:
+            if not self._retry.should_retry(exc, idempotent=idempotent):
+                raise
+            pending: ProviderError | None = exc
+        import tenacity
+
+        retrying = tenacity.AsyncRetrying(
+            **self._retry.tenacity_kwargs(
+                idempotent=idempotent,
+                started=started,
+                monotonic=self._clock.monotonic,
+                sleep=self._clock.asleep,
+            )
+        )
+        async for attempt in retrying:
+            with attempt:
+                if pending is not None:
+                    error, pending = pending, None
+                    raise error
+                number = attempt.retry_state.attempt_number
+                return await self._attempt_batch(provider, messages, number, attempts)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _attempt_batch(
+        self,
+        provider: Provider,
+        messages: list[OutboundMessage],
+        number: int,
+        attempts: list[list[Attempt]],
+    ) -> list[Receipt]:
+        """One try of one batch request, recorded for every recipient whatever happens.
+
+        The request counts once against the provider's rate limit.
+        """
+        started_at = self._clock.now()
+        t0 = self._clock.monotonic()
+        try:
+            if provider.name in self._limited:
+                async with self._rate_limits.slot(provider.name):
+                    receipts = await self._send_batch_http(provider, messages)
+            else:
+                receipts = await self._send_batch_http(provider, messages)
+        except UnsupportedFeatureError:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, AnysendError):
+                logger.exception("provider %s raised an unexpected error", provider.name)
+            error = redact_secrets(as_provider_error(exc, provider.name), provider.secrets())
+            # A refusal of the whole request says no one address is dead for good.
+            error.contact_invalid = False
+            if (
+                error.category is ErrorCategory.RATE_LIMITED
+                and error.retry_after
+                and provider.name in self._limited
+            ):
+                self._rate_limits.penalize(
+                    provider.name, min(error.retry_after, self._retry.max_retry_after)
+                )
+        else:
+            duration = self._clock.monotonic() - t0
+            for message, receipt, found in zip(messages, receipts, attempts, strict=True):
+                sent = Attempt(
+                    channel=message.channel,
+                    provider=provider.name,
+                    outcome=AttemptOutcome.SENT,
+                    address=message.to,
+                    number=number,
+                    receipt=receipt,
+                    started_at=started_at,
+                    duration=duration,
+                )
+                await self._record(found, sent)
+            return receipts
+        duration = self._clock.monotonic() - t0
+        for message, found in zip(messages, attempts, strict=True):
+            failed = self._failed(
+                message.channel, provider.name, message, number, error, started_at, duration
+            )
+            await self._record(found, failed)
+        raise error
+
+    async def _send_batch_http(
+        self, provider: Provider, messages: list[OutboundMessage]
+    ) -> list[Receipt]:
+        """Build, send and read one batch request (one receipt per message)."""
+        request = provider.build_batch_request(messages)
+        response = await self._http_send(provider, request)
+        try:
+            receipts = provider.parse_batch_response(response, messages)
+        except AnysendError:
+            raise
+        except Exception as exc:
+            raise _unread(provider, response, f"{type(exc).__name__}: {exc}") from exc
+        if len(receipts) != len(messages):
+            problem = f"{len(receipts)} receipts for {len(messages)} messages"
+            raise _unread(provider, response, problem)
+        return receipts
