@@ -37,6 +37,8 @@ from anysend._models import Channel
 from anysend._ratelimit import RateLimit
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import httpx
 
     from anysend._events import DeliveryEvent, InboundMessage, WebhookRequest
@@ -81,7 +83,8 @@ class WebhookResponse(BaseModel):
         content_type: the ``Content-Type`` header's value.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use: only webhook handling makes one, never a send.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     status: int = Field(default=200, ge=100, le=599)
     body: bytes = b""
@@ -154,6 +157,13 @@ class Provider:
         rate_limit: the rate limit the provider publishes (:class:`~anysend.RateLimit`), which
             the client keeps to unless its ``rate_limits`` option says otherwise; ``None``
             when none is published.
+        max_batch: the most messages one batch request may carry (SendGrid's personalizations,
+            Mailgun's recipient variables); ``1`` (the default) when the provider has no batch
+            API. An adapter with more implements :meth:`build_batch_request` and
+            :meth:`parse_batch_response` (``client.send_batch`` uses them).
+        batch_varies: the :class:`~anysend.OutboundMessage` fields, besides the address, the
+            recipient, anysend's id and the idempotency key, that may differ between the
+            messages of one batch request (SendGrid: ``subject``, set per personalization).
 
     Attributes:
         settings: the validated settings.
@@ -168,6 +178,8 @@ class Provider:
     http2: ClassVar[bool] = False
     webhook_methods: ClassVar[frozenset[str]] = frozenset({"POST"})
     rate_limit: ClassVar[RateLimit | None] = None
+    max_batch: ClassVar[int] = 1
+    batch_varies: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: ProviderSettings | None = None, /, **kwargs: Any) -> None:
         if settings is not None and kwargs:
@@ -236,6 +248,45 @@ class Provider:
         response = yield self.build_request(message)
         return self.parse_response(response, message)
 
+    # -- batch sends (optional: adapters with ``max_batch > 1``) --------------------------------
+
+    def batchable(self, message: OutboundMessage) -> bool:
+        """Whether ``message`` may share a batch request with others (no I/O).
+
+        The default: the adapter has a batch API (``max_batch > 1``) and the message has no
+        cc or bcc, since every recipient of a batch gets a copy of their own and the copies
+        would be sent to the carbon copies once each. Adapters with further limits extend it.
+        """
+        return self.max_batch > 1 and not message.cc and not message.bcc
+
+    def build_batch_request(self, messages: Sequence[OutboundMessage]) -> httpx.Request:
+        """Build the one HTTP request that sends every message of ``messages`` (no I/O).
+
+        The client calls it with 2 to :attr:`max_batch` messages that are :meth:`batchable`,
+        have passed :meth:`check_supported`, go to different addresses, and are equal but for
+        their address, recipient, ``id``, ``idempotency_key``, ``locale`` and the fields in
+        :attr:`batch_varies`. Each recipient must get a copy of their own (seeing only their
+        own address), and callbacks about it must carry that message's ``id``.
+
+        Raises:
+            UnsupportedFeatureError: the adapter has no batch API (the default).
+        """
+        raise UnsupportedFeatureError(
+            f"{self.name} has no batch API", provider=self.name, feature="batch"
+        )
+
+    def parse_batch_response(
+        self, response: httpx.Response, messages: Sequence[OutboundMessage]
+    ) -> list[Receipt]:
+        """One Receipt per message of a batch request, in order, or raise ProviderError (no I/O).
+
+        A refusal refuses the whole request: raise the ProviderError it means, as
+        :meth:`parse_response` does.
+        """
+        raise UnsupportedFeatureError(
+            f"{self.name} has no batch API", provider=self.name, feature="batch"
+        )
+
     # -- checks shared by every adapter --------------------------------------------------------
 
     def check_supported(self, message: OutboundMessage) -> None:
@@ -296,7 +347,8 @@ class Provider:
         """Verify (unless ``verify=False``) and parse a callback into events.
 
         Adapters implement :meth:`parse_webhook_events`; this method runs verification first
-        and guarantees that only anysend's own errors come out.
+        and guarantees that only anysend's own errors come out: a verification that fails
+        with another exception (a URL that ``urllib`` cannot split) refuses the callback.
 
         Raises:
             WebhookVerificationError: the callback is not authentic.
@@ -305,7 +357,14 @@ class Provider:
         from anysend._exceptions import AnysendError, WebhookParseError
 
         if verify:
-            self.verify_webhook(request)
+            try:
+                self.verify_webhook(request)
+            except AnysendError:
+                raise
+            except Exception as exc:  # what cannot be verified is refused (a hostile URL)
+                raise WebhookVerificationError(
+                    f"{self.name} could not verify the callback: {type(exc).__name__}"
+                ) from exc
         try:
             return list(self.parse_webhook_events(request))
         except AnysendError:

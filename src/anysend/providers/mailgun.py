@@ -37,6 +37,14 @@ booleans become ``yes``/``no``, lists repeat the field, dicts go as JSON, ``None
 Mailgun answers ``200 {"id": "<...>", "message": "Queued. Thank you."}``; the receipt's id is
 ``id`` without angle brackets, as webhooks give it in ``message.headers.message-id``.
 
+Batch sends (``client.send_batch``;
+https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/batch-sending):
+up to :data:`MAX_BATCH_RECIPIENTS` messages in one call, the first message's fields with a
+``to`` per message and ``recipient-variables`` mapping each plain address to
+``{"anysend_id": <its id>}``, so Mailgun sends each recipient a copy of their own;
+``v:anysend-id`` is ``%recipient.anysend_id%``, which Mailgun substitutes per copy, so each
+recipient's webhooks carry their own id. Every receipt has the call's ``id``.
+
 Limits and quirks:
     * 25 MB per message; at most 3 tags of up to 128 ASCII characters (more makes the
       adapter ``unsupported``); ``o:``, ``h:`` and ``v:`` fields 16 kB in all;
@@ -73,7 +81,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email import policy
@@ -99,6 +107,7 @@ from anysend import (
     InboundMessage,
     Media,
     OutboundMessage,
+    ProviderError,
     Reason,
     Receipt,
     UnsupportedFeatureError,
@@ -106,6 +115,7 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
+from anysend._email import check_header_safety, unsafe
 from anysend.providers import (
     Capabilities,
     Provider,
@@ -123,8 +133,10 @@ __all__ = [
     "ERROR_MESSAGES",
     "EVENT_MAP",
     "ID_VARIABLE",
+    "MAX_BATCH_RECIPIENTS",
     "PERMANENT_FAILURES",
     "REASONS",
+    "RECIPIENT_ID",
     "STATUS_MAP",
     "Mailgun",
     "MailgunSettings",
@@ -136,6 +148,11 @@ BASE_URLS: dict[str, str] = {"us": "https://api.mailgun.net", "eu": "https://api
 
 #: The user variable carrying anysend's message id (``v:anysend-id``).
 ID_VARIABLE = "anysend-id"
+#: The recipient variable carrying each recipient's anysend id in a batch send.
+RECIPIENT_ID = "anysend_id"
+RECIPIENT_VARIABLES = "recipient-variables"
+#: The most recipients one batch send may have (Mailgun's batch sending limit).
+MAX_BATCH_RECIPIENTS = 1000
 
 MAX_TAGS = 3
 MAX_TAG_LENGTH = 128
@@ -292,6 +309,7 @@ class Mailgun(Provider):
     default_base_url: ClassVar[str | None] = BASE_URLS["us"]
     url_fields: ClassVar[dict[str, str]] = {"username": "api_key", "host": "domain"}
     token_cache_size: ClassVar[int] = 10_000
+    max_batch: ClassVar[int] = MAX_BATCH_RECIPIENTS
     settings: MailgunSettings
     now: Callable[[], float] = time.time
 
@@ -322,7 +340,9 @@ class Mailgun(Provider):
 
     def build_request(self, message: OutboundMessage) -> httpx.Request:
         """The multipart POST to ``/v3/<domain>/messages`` with basic auth ``api:<key>``."""
-        fields = self.form_fields(message)
+        return self._request(self.form_fields(message), message)
+
+    def _request(self, fields: list[tuple[str, str]], message: OutboundMessage) -> httpx.Request:
         files = [
             _File("inline", (a.content_id or a.filename).strip("<> "), a.content_type, a.content)
             if a.inline
@@ -387,6 +407,11 @@ class Mailgun(Provider):
             message_id = given.strip().strip("<>") if isinstance(given, str) else ""
             status = DeliveryStatus.SCHEDULED if message.send_at else DeliveryStatus.ACCEPTED
             return Receipt(provider_message_id=message_id or None, status=status, raw=raw)
+        raise self.error_for(response)
+
+    def error_for(self, response: httpx.Response) -> ProviderError:
+        """The ProviderError a failed answer means (see the module's error mapping)."""
+        body = response_body(response)
         text = body.get("message") if isinstance(body, dict) else body
         text = text.strip()[:500] if isinstance(text, str) else ""
         if not isinstance(body, dict) and text.startswith("<"):
@@ -397,12 +422,78 @@ class Mailgun(Provider):
             category = next(
                 (c for fragment, c in ERROR_MESSAGES.items() if fragment in lowered), category
             )
-        raise error_from_response(
+        return error_from_response(
             response,
             self.name,
             message=f"mailgun refused the message: {text}" if text else None,
             category=category,
         )
+
+    # -- batch sends ---------------------------------------------------------------------------
+
+    def batchable(self, message: OutboundMessage) -> bool:
+        """Also no ``to`` or ``recipient-variables`` of the message's own in ``provider_options``.
+
+        (No cc or bcc either: each recipient's copy would go to them.)
+        """
+        return super().batchable(message) and not (
+            {"to", RECIPIENT_VARIABLES} & message.provider_options.keys()
+        )
+
+    def build_batch_request(self, messages: Sequence[OutboundMessage]) -> httpx.Request:
+        """One batch-sending POST for several messages that differ only in recipient.
+
+        The first message gives the fields (:meth:`batch_form_fields`) and the files.
+        """
+        return self._request(self.batch_form_fields(messages), messages[0])
+
+    def batch_form_fields(self, messages: Sequence[OutboundMessage]) -> list[tuple[str, str]]:
+        """The form fields of a batch send (Mailgun's "batch sending" with recipient variables).
+
+        A ``to`` per message (with the recipient's name) where the first message has its
+        ``to``, and ``recipient-variables``: a JSON object from each plain address to
+        ``{"anysend_id": <its anysend id>}``. With recipient variables Mailgun sends every
+        recipient a copy of their own, addressed to them alone. ``v:anysend-id`` is
+        ``%recipient.anysend_id%``: Mailgun substitutes recipient variables in the other
+        parameters too, so each copy's callbacks carry its own id in ``user-variables``.
+
+        Raises:
+            ContentError, ConfigurationError: as :meth:`form_fields`.
+            UnsupportedFeatureError: more than :attr:`max_batch` messages.
+        """
+        if not messages:
+            raise ContentError("a mailgun batch needs at least one message")
+        if len(messages) > self.max_batch:
+            raise UnsupportedFeatureError(
+                f"mailgun takes at most {self.max_batch} recipients a batch",
+                provider=self.name,
+                feature="batch",
+            )
+        for message in messages[1:]:
+            if _unsafe(message.to) or (message.recipient.name and _unsafe(message.recipient.name)):
+                raise ContentError("CR, LF or NUL in an address (injection refused)")
+        fields: list[tuple[str, str]] = []
+        for key, value in self.form_fields(messages[0]):
+            if key == "to":
+                fields += [("to", _mailbox(m.to, m.recipient.name)) for m in messages]
+            elif key == f"v:{ID_VARIABLE}":
+                fields.append((key, f"%recipient.{RECIPIENT_ID}%"))
+            else:
+                fields.append((key, value))
+        variables = {m.to: {RECIPIENT_ID: m.id} for m in messages}
+        fields.append((RECIPIENT_VARIABLES, json.dumps(variables, ensure_ascii=False)))
+        return fields
+
+    def parse_batch_response(
+        self, response: httpx.Response, messages: Sequence[OutboundMessage]
+    ) -> list[Receipt]:
+        """The same receipt for every message: Mailgun answers one ``id`` for the batch.
+
+        Every recipient's callbacks carry that id (``message.headers.message-id``) and their
+        own anysend id (``user-variables``).
+        """
+        receipt = self.parse_response(response, messages[0])
+        return [receipt] * len(messages)
 
     # -- callbacks ----------------------------------------------------------------------------
 
@@ -580,10 +671,11 @@ class Mailgun(Provider):
 
 
 def _unsafe(value: str) -> bool:
-    return "\r" in value or "\n" in value or "\x00" in value
+    return unsafe(value)  # CR, LF, every other line break and NUL (anysend._email)
 
 
 def _check_content(message: OutboundMessage) -> None:
+    check_header_safety(message)  # line breaks anywhere a header is made (issue #8)
     if message.category == "marketing" and not message.unsubscribe_url:
         raise ContentError("marketing email needs unsubscribe_url (RFC 8058 one-click unsubscribe)")
     values = [message.to, message.sender, message.subject, message.recipient.name]

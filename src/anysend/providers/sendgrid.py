@@ -38,6 +38,14 @@ message id (:data:`MESSAGE_ID_ARG`) and the metadata, and ``send_at`` in unix se
 personalization. SendGrid answers ``202 Accepted`` with an empty body and the message id in the
 ``X-Message-Id`` header.
 
+Batch sends (``client.send_batch``;
+https://www.twilio.com/docs/sendgrid/for-developers/sending-email/personalizations): up to
+:data:`MAX_PERSONALIZATIONS` messages in one request, the first message's body with one
+personalization per message: ``to`` alone, ``custom_args`` with its anysend id (SendGrid
+merges them over the shared ``custom_args``, the metadata), its ``subject`` where it differs,
+and ``dynamic_template_data`` / ``substitutions``. Every receipt has the request's
+``X-Message-Id``; events tell the recipients apart by the id in their custom arguments.
+
 Limits and quirks (https://www.twilio.com/docs/sendgrid/api-reference/mail-send):
     * No idempotency key: an ambiguous timeout is not retried.
     * The email must stay under 30 MB with base64 attachments, so attachments over 22.5 MB in
@@ -76,7 +84,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from email.utils import getaddresses
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -104,6 +112,7 @@ from anysend import (
     WebhookRequest,
     WebhookVerificationError,
 )
+from anysend._email import check_header_safety, unsafe
 from anysend.providers import (
     Capabilities,
     Provider,
@@ -127,6 +136,7 @@ __all__ = [
     "ERROR_MESSAGES",
     "ERROR_STATUSES",
     "EVENT_MAP",
+    "MAX_PERSONALIZATIONS",
     "MESSAGE_ID_ARG",
     "RESERVED_HEADERS",
     "SIGNATURE_HEADER",
@@ -170,6 +180,8 @@ RESERVED_HEADERS = frozenset(
     }
 )
 
+#: The most personalizations (and recipients, to + cc + bcc) one Mail Send request may have.
+MAX_PERSONALIZATIONS = 1000
 _MAX_CATEGORIES = 10
 _MAX_CATEGORY_LENGTH = 255
 _MAX_SEND_AT_AHEAD = 72 * 3600
@@ -390,6 +402,8 @@ class SendGrid(Provider):
     )
     Settings: ClassVar[type[ProviderSettings]] = SendGridSettings
     default_base_url: ClassVar[str | None] = BASE_URLS["global"]
+    max_batch: ClassVar[int] = MAX_PERSONALIZATIONS
+    batch_varies: ClassVar[frozenset[str]] = frozenset({"subject"})
     settings: SendGridSettings
     now: Callable[[], float] = time.time
 
@@ -423,7 +437,10 @@ class SendGrid(Provider):
             ConfigurationError: there is no sender.
             InvalidRecipientError: a cc or bcc entry is not one address.
         """
-        body = json.dumps(self.payload(message), ensure_ascii=False, separators=(",", ":"))
+        return self._request(self.payload(message))
+
+    def _request(self, payload: dict[str, Any]) -> httpx.Request:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
         headers = {
             "Authorization": f"Bearer {self.settings.api_key.get_secret_value()}",
             "Content-Type": "application/json",
@@ -432,8 +449,79 @@ class SendGrid(Provider):
             "POST", f"{self.base_url}/v3/mail/send", content=body.encode(), headers=headers
         )
 
+    # -- batch sends ---------------------------------------------------------------------------
+
+    def batchable(self, message: OutboundMessage) -> bool:
+        """Also no ``personalizations`` of the message's own in ``provider_options``.
+
+        (No cc or bcc either: SendGrid refuses an address twice in one request.)
+        """
+        return super().batchable(message) and "personalizations" not in message.provider_options
+
+    def build_batch_request(self, messages: Sequence[OutboundMessage]) -> httpx.Request:
+        """One Mail Send request with a personalization per message (see :meth:`batch_payload`)."""
+        return self._request(self.batch_payload(messages))
+
+    def batch_payload(self, messages: Sequence[OutboundMessage]) -> dict[str, Any]:
+        """The Mail Send body for several messages that differ only in recipient and subject.
+
+        The first message gives the shared body (:meth:`payload`); each message becomes one
+        personalization with its own ``to`` (so each recipient sees only their own address),
+        ``custom_args`` with its anysend id (SendGrid merges them over the shared
+        ``custom_args`` and echoes both in every event), its ``subject`` where it differs, and
+        the ``dynamic_template_data`` / ``substitutions`` of its provider options.
+
+        Raises:
+            ContentError: as :meth:`payload`, or a message has no subject and no template.
+            UnsupportedFeatureError: more than :attr:`max_batch` messages.
+        """
+        if not messages:
+            raise ContentError("a sendgrid batch needs at least one message")
+        if len(messages) > self.max_batch:
+            raise UnsupportedFeatureError(
+                f"sendgrid takes at most {self.max_batch} personalizations a request",
+                provider=self.name,
+                feature="batch",
+            )
+        first = messages[0]
+        payload = self.payload(first)
+        shared_args = dict(payload.pop("custom_args"))
+        del shared_args[MESSAGE_ID_ARG]
+        if shared_args:
+            payload["custom_args"] = shared_args
+        subject = payload.get("subject")
+        templated = "template_id" in first.provider_options
+        personalizations: list[dict[str, Any]] = []
+        for message in messages:
+            if not message.subject and not templated:
+                raise ContentError("sendgrid needs a subject (or a template_id provider option)")
+            personalization: dict[str, Any] = {
+                "to": [_address(message.to, message.recipient.name)],
+                "custom_args": {MESSAGE_ID_ARG: message.id},
+            }
+            if message.subject and message.subject != subject:
+                personalization["subject"] = message.subject
+            for key in ("dynamic_template_data", "substitutions"):
+                if key in message.provider_options:
+                    personalization[key] = message.provider_options[key]
+            personalizations.append(personalization)
+        payload["personalizations"] = personalizations
+        return payload
+
+    def parse_batch_response(
+        self, response: httpx.Response, messages: Sequence[OutboundMessage]
+    ) -> list[Receipt]:
+        """The same receipt for every message: the request's ``X-Message-Id``.
+
+        SendGrid answers a request once; each recipient's events carry that id with a suffix
+        of their own (``sg_message_id``) and the personalization's ``custom_args``.
+        """
+        receipt = self.parse_response(response, messages[0])
+        return [receipt] * len(messages)
+
     def payload(self, message: OutboundMessage) -> dict[str, Any]:
         """The Mail Send body for ``message``, as a dict."""
+        check_header_safety(message)  # line breaks anywhere a header is made (issue #8)
         options = dict(message.provider_options)
         templated = "template_id" in options
         if not message.subject and not templated:
@@ -632,7 +720,7 @@ class SendGrid(Provider):
 
 
 def _unsafe(value: str) -> bool:
-    return "\r" in value or "\n" in value or "\x00" in value
+    return unsafe(value)  # CR, LF, every other line break and NUL (anysend._email)
 
 
 def _address(email: str, name: str | None) -> dict[str, str]:
