@@ -41,6 +41,7 @@ RULES: list[tuple[str, str]] = [
     (r"\bdefault_transport\b", "no_transport"),
     (r"\bAwaitable\[([^\[\]]+)\]", r"\1"),
     (r"\bAwaitable, ", ""),
+    (r"^    Awaitable,\n", ""),
     (r"``async with``", "``with``"),
     (r" \(with ``await``\)", ""),
     (

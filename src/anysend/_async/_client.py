@@ -12,10 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
@@ -77,6 +85,8 @@ if TYPE_CHECKING:
     from anysend._templates import RenderedContent, Templates
 
 __all__ = ["AsyncClient"]
+
+_T = TypeVar("_T")
 
 _DEFAULT_POLICY = Policy()
 _KEY_WAIT = 30.0  # seconds to wait for another process sending the same idempotency key
@@ -944,13 +954,26 @@ class AsyncClient:
         first: ProviderError,
     ) -> Receipt:
         """The retries of a provider whose first try failed with ``first`` (retryable)."""
-        idempotent = provider.capabilities.idempotency
+
+        async def again(number: int) -> Receipt:
+            return await self._attempt(provider, outbound, number, attempts)
+
+        return await self._retrying(provider, started, first, again)
+
+    async def _retrying(
+        self,
+        provider: Provider,
+        started: float,
+        first: ProviderError,
+        again: Callable[[int], Awaitable[_T]],
+    ) -> _T:
+        """``again(try_number)`` under the retry policy, after a first try that failed."""
         pending: ProviderError | None = first
         import tenacity  # only once a retry is needed: a first success pays nothing for it
 
         retrying = tenacity.AsyncRetrying(
             **self._retry.tenacity_kwargs(
-                idempotent=idempotent,
+                idempotent=provider.capabilities.idempotency,
                 started=started,
                 monotonic=self._clock.monotonic,
                 sleep=self._clock.asleep,
@@ -962,8 +985,7 @@ class AsyncClient:
                     # Hand tenacity the first failure so that it decides the first wait.
                     error, pending = pending, None
                     raise error
-                number = attempt.retry_state.attempt_number
-                return await self._attempt(provider, outbound, number, attempts)
+                return await again(attempt.retry_state.attempt_number)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _attempt(
@@ -1588,32 +1610,18 @@ class AsyncClient:
         self, provider: Provider, messages: list[OutboundMessage], attempts: list[list[Attempt]]
     ) -> list[Receipt]:
         """One batch request, with retries as a whole (as :meth:`_try_provider` for one)."""
-        idempotent = provider.capabilities.idempotency
         started = self._clock.monotonic()
         try:
             return await self._attempt_batch(provider, messages, 1, attempts)
         except ProviderError as exc:
-            if not self._retry.should_retry(exc, idempotent=idempotent):
+            if not self._retry.should_retry(exc, idempotent=provider.capabilities.idempotency):
                 raise
-            pending: ProviderError | None = exc
-        import tenacity
+            first = exc
 
-        retrying = tenacity.AsyncRetrying(
-            **self._retry.tenacity_kwargs(
-                idempotent=idempotent,
-                started=started,
-                monotonic=self._clock.monotonic,
-                sleep=self._clock.asleep,
-            )
-        )
-        async for attempt in retrying:
-            with attempt:
-                if pending is not None:
-                    error, pending = pending, None
-                    raise error
-                number = attempt.retry_state.attempt_number
-                return await self._attempt_batch(provider, messages, number, attempts)
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        async def again(number: int) -> list[Receipt]:
+            return await self._attempt_batch(provider, messages, number, attempts)
+
+        return await self._retrying(provider, started, first, again)
 
     async def _attempt_batch(
         self,
