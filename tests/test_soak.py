@@ -489,10 +489,10 @@ async def test_provider_errors_fail_over_to_the_backup(tmp_path: Path, mode: str
 def test_threads_of_the_sync_client_share_one_connection_pool(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """send_many's threads all start at once: one httpx pool is made, none is left unclosed.
+    """send_many's threads each get one httpx pool, closed when send_many returns.
 
-    Each thread used to make its own on the first send; all but one were then dropped with
-    their connections open (a ResourceWarning for each socket).
+    One shared pool made the threads queue for httpcore's lock (issue #7); a thread's own
+    pool must still be closed, not dropped with its connections open.
     """
     made: list[httpx.Client] = []
 
@@ -505,8 +505,8 @@ def test_threads_of_the_sync_client_share_one_connection_pool(
     with _scripted([]) as server, Client(_providers(server), timeout=CASE_TIMEOUT) as client:
         items = [(Message(text=f"hi {i}"), Recipient(id=f"user-{i}")) for i in range(64)]
         outcomes = list(client.send_many(items, via="webhook", concurrency=16))
+        assert 1 <= len(made) <= 16  # one per thread at most
+        assert all(pool.is_closed for pool in made)  # the threads ended: so did their pools
         stats = server.stats()
     assert all(o.ok for o in outcomes)
     assert len(stats["primary"]["accepted"]) == 64
-    assert len(made) == 1
-    assert made[0].is_closed

@@ -853,6 +853,49 @@ def test_provider_health_benches_after_the_threshold_and_rests(store: SQLiteStor
     assert store.unhealthy(["a"], now=at(3)) == set()  # a success reset the count
 
 
+def test_hold_reads_answers_blocked_and_unhealthy_from_one_read(
+    store: SQLiteStore, path: Path
+) -> None:
+    store.suppress(Channel.EMAIL, "Ann@Example.com", "complained", now=T0)
+    store.mark_invalid(Channel.EMAIL, "ann@example.com", "hard_bounce", now=T0)
+    store.mark_invalid(Channel.SMS, "+48600700801", "invalid_recipient", now=T0)
+    kwargs = {"threshold": 1, "cooldown": timedelta(minutes=5)}
+    store.record_health("a", False, now=T0, **kwargs)  # type: ignore[arg-type]
+    store.hold_reads(
+        [
+            (Channel.EMAIL, "ANN@example.com"),
+            (Channel.SMS, "+48600700801"),
+            (Channel.SMS, "+48600700802"),
+        ]
+    )
+    assert store.unhealthy(["a", "b"], now=T0) == {"a"}
+    other = SQLiteStore(path)  # another worker on the same file
+    try:
+        other.suppress(Channel.SMS, "+48600700802", "manual", now=at(1))
+        other.record_health("b", False, now=at(1), **kwargs)  # type: ignore[arg-type]
+        # The answers read at hold_reads (a suppression wins over an invalid mark) ...
+        assert store.blocked(Channel.EMAIL, "ann@example.com") == "suppressed: complained"
+        assert store.blocked(Channel.SMS, "+48600700801") == "contact_invalid: invalid_recipient"
+        assert store.blocked(Channel.SMS, "+48600700802") is None  # read before the other's
+        assert store.unhealthy(["a", "b"], now=at(1)) == {"a"}  # remembered
+        assert store.unhealthy(["b"], now=at(1)) == {"b"}  # not asked before: read
+        # ... an address not announced is read as usual ...
+        other.suppress(Channel.SMS, "+48600700803", "manual", now=at(1))
+        assert store.blocked(Channel.SMS, "+48600700803") == "suppressed: manual"
+        # ... and the store's own write makes it look again.
+        store.unsuppress(Channel.EMAIL, "ann@example.com")
+        assert store.blocked(Channel.EMAIL, "ann@example.com") == "contact_invalid: hard_bounce"
+        assert store.blocked(Channel.SMS, "+48600700802") == "suppressed: manual"
+        assert store.unhealthy(["a", "b"], now=at(1)) == {"a", "b"}
+        store.hold_reads([(Channel.SMS, "+48600700804")])
+        other.suppress(Channel.SMS, "+48600700804", "manual", now=at(2))
+        assert store.blocked(Channel.SMS, "+48600700804") is None
+        store.release_reads()
+        assert store.blocked(Channel.SMS, "+48600700804") == "suppressed: manual"
+    finally:
+        other.close()
+
+
 # -- the customer view -------------------------------------------------------------------------
 
 

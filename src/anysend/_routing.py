@@ -101,6 +101,11 @@ def final_status(attempts: Sequence[Attempt]) -> DeliveryStatus:
     return DeliveryStatus.FAILED
 
 
+def _serving(providers: list[Provider], target: PushTarget) -> list[Provider]:
+    """The providers that push to ``target``'s kind (a function of its own: see ``chain``)."""
+    return [p for p in providers if target.kind in p.push_kinds]
+
+
 class Router:
     """The routing decisions of one client: providers per channel, addresses, content."""
 
@@ -156,6 +161,10 @@ class Router:
             if not chain:
                 raise ConfigurationError("via is empty: name at least one channel")
             return list(dict.fromkeys(chain))
+        return self._default_chain(recipient)
+
+    def _default_chain(self, recipient: Recipient) -> list[Channel]:
+        # A method of its own: the comprehension's cells are made only when it runs.
         return [c for c in Channel if c in self.by_channel and self._has_address(recipient, c)]
 
     def _has_address(self, recipient: Recipient, channel: Channel) -> bool:
@@ -208,7 +217,7 @@ class Router:
         """The providers to try for ``channel``, in failover order (rotated if round-robin)."""
         providers = self.by_channel.get(channel, [])
         if target is not None:
-            providers = [p for p in providers if target.kind in p.push_kinds]
+            providers = _serving(providers, target)
         counter = self._counters.get(channel)
         if counter is not None and len(providers) > 1:
             start = next(counter) % len(providers)

@@ -19,6 +19,7 @@ from anysend import (
     AfterDelivery,
     AsyncClient,
     AsyncSQLiteStore,
+    Channel,
     ConfigurationError,
     DeliveryEvent,
     DeliveryStatus,
@@ -789,3 +790,18 @@ async def test_an_interrupted_batch_keeps_what_it_sent_and_puts_back_the_rest(
             assert run is not None
             assert run["state"] == "done"
     await store.aclose()
+
+
+async def test_a_batch_of_steps_skips_the_suppressed_addresses_it_read_at_once() -> None:
+    clock = VirtualClock(start=START)
+    outbox = MemoryProvider()
+    bob = Recipient(id="bob", email="bob@example.com", phone="+48600700801")
+    async with AsyncClient([outbox], store=":memory:", clock=clock) as client:
+        assert client.store is not None
+        await client.store.suppress(Channel.SMS, "+48600700800", "inbound STOP", now=START)
+        f = flow(Step(via=["sms", "email"], message=Message(text="Hi")))
+        for person in (ANN, bob):
+            await client.start(f, to=person)
+        assert await client.run_due() == 2
+    sent = sorted((m.channel.value, m.to) for m in outbox.messages)
+    assert sent == [("email", "ann@example.com"), ("sms", "+48600700801")]

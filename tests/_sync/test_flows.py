@@ -18,6 +18,7 @@ import pytest
 
 from anysend import (
     AfterDelivery,
+    Channel,
     Client,
     ConfigurationError,
     DeliveryEvent,
@@ -786,3 +787,18 @@ def test_an_interrupted_batch_keeps_what_it_sent_and_puts_back_the_rest(
             assert run is not None
             assert run["state"] == "done"
     store.close()
+
+
+def test_a_batch_of_steps_skips_the_suppressed_addresses_it_read_at_once() -> None:
+    clock = VirtualClock(start=START)
+    outbox = MemoryProvider()
+    bob = Recipient(id="bob", email="bob@example.com", phone="+48600700801")
+    with Client([outbox], store=":memory:", clock=clock) as client:
+        assert client.store is not None
+        client.store.suppress(Channel.SMS, "+48600700800", "inbound STOP", now=START)
+        f = flow(Step(via=["sms", "email"], message=Message(text="Hi")))
+        for person in (ANN, bob):
+            client.start(f, to=person)
+        assert client.run_due() == 2
+    sent = sorted((m.channel.value, m.to) for m in outbox.messages)
+    assert sent == [("email", "ann@example.com"), ("sms", "+48600700801")]

@@ -57,6 +57,7 @@ from anysend._results import (
 from anysend._retry import RetryPolicy
 from anysend._routing import Address, ChannelLimits, Router, final_status, skip
 from anysend._status import DeliveryStatus, Reason
+from anysend._synchronization import AsyncPools
 from anysend._transport import (
     AsyncRawAnswer,
     AsyncRawSender,
@@ -356,6 +357,8 @@ class AsyncClient:
         # The fast transport's raw sends, for adapters with the raw hooks (aiohttp only).
         self._send_raw: AsyncRawSender | None = getattr(self._fast, "send_raw", None)
         self._http2: httpx.AsyncClient | None = None
+        self._pools = AsyncPools()  # the sync Client's: one per thread
+        self._ssl_contexts: dict[bool, ssl.SSLContext] = {}
         self._http_pid = os.getpid()
         self._http_lock = threading.Lock()
         if self._own_http and any(p.http2 for p in providers):
@@ -453,9 +456,7 @@ class AsyncClient:
         if self._fast is not None:
             await self._fast.aclose()
         if self._own_http:
-            for pool in (self._http, self._http2):
-                if pool is not None:
-                    await pool.aclose()
+            await self._pools.aclose()
             self._http = self._http2 = None
         for provider in self._router.providers.values():
             closer = getattr(provider, "aclose", None)
@@ -467,24 +468,43 @@ class AsyncClient:
     def _http_client(self, http2: bool = False) -> httpx.AsyncClient:
         # A client built before os.fork() gets fresh pools in the child: sockets are not
         # shared across processes. Adapters that need HTTP/2 (APNs) get a pool of their own.
-        # Under a lock: threads share a sync Client (send_many), and two of them making the
-        # pool at once would each make one, leaving all but the last unclosed.
-        with self._http_lock:
-            pid = os.getpid()
-            if self._own_http and pid != self._http_pid:
-                self._http = self._http2 = None
-                self._http_pid = pid
-            if http2 and self._own_http:
-                if self._http2 is None:
-                    self._http2 = httpx.AsyncClient(
-                        timeout=self._timeout, http2=True, verify=self._verify, limits=_LIMITS
-                    )
-                return self._http2
-            if self._http is None:
-                self._http = httpx.AsyncClient(
-                    timeout=self._timeout, verify=self._verify, limits=_LIMITS
-                )
+        # The sync Client gives each thread its own pools (see Pools in _synchronization).
+        # ``_http``/``_http2`` keep the pool last handed out, for inspection.
+        if not self._own_http:
+            assert self._http is not None
             return self._http
+        pid = os.getpid()
+        if pid != self._http_pid:
+            with self._http_lock:
+                if pid != self._http_pid:
+                    self._pools = AsyncPools()
+                    self._http = self._http2 = None
+                    self._http_pid = pid
+        pools = self._pools
+        if http2:
+            self._http2 = pools.get(True, self._make_http2)
+            return self._http2
+        self._http = pools.get(False, self._make_http)
+        return self._http
+
+    def _make_http(self) -> httpx.AsyncClient:
+        verify = self._ssl_context(False)
+        return httpx.AsyncClient(timeout=self._timeout, verify=verify, limits=_LIMITS)
+
+    def _make_http2(self) -> httpx.AsyncClient:
+        verify = self._ssl_context(True)
+        return httpx.AsyncClient(timeout=self._timeout, http2=True, verify=verify, limits=_LIMITS)
+
+    def _ssl_context(self, http2: bool) -> ssl.SSLContext:
+        # Made once per kind (httpcore sets a kind's ALPN protocols on it) and shared by the
+        # sync Client's per-thread pools: loading the CA bundle costs milliseconds a pool.
+        if not isinstance(self._verify, bool):
+            return self._verify
+        with self._http_lock:
+            context = self._ssl_contexts.get(http2)
+            if context is None:
+                context = self._ssl_contexts[http2] = httpx.create_ssl_context(self._verify)
+            return context
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -526,6 +546,25 @@ class AsyncClient:
                 # Nothing for _deliver to do: no store, and so no quiet hours of the client.
                 return await self._send(message_id, message, recipient, via)
             return await self._deliver(message_id, message, recipient, via, profile=profile)
+        first_send = self._first_send(key, message_id, message, recipient, via, profile=profile)
+        return await self._idempotency.run(key, first_send)
+
+    def _first_send(
+        self,
+        key: str,
+        message_id: str,
+        message: Message,
+        recipient: Recipient,
+        via: Sequence[Channel | str] | Channel | str | None,
+        *,
+        profile: bool,
+    ) -> Callable[[], Awaitable[SendResult]]:
+        """The first send of an idempotency key (claimed in the store, if any, and kept there).
+
+        A closure made here, not in :meth:`send`: the cells of its variables would otherwise
+        be made (and held while awaiting) on every send, keyed or not.
+        """
+        store = self._store
 
         async def first_send() -> SendResult:
             if store is None:
@@ -542,7 +581,7 @@ class AsyncClient:
             await store.put_idempotent(key, result, expires_at=expires)
             return result
 
-        return await self._idempotency.run(key, first_send)
+        return first_send
 
     async def _claim_key(self, store: AsyncStore, key: str, message_id: str) -> SendResult | None:
         """Claim a key in the store; a result to return instead of sending, or ``None``.

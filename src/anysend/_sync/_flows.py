@@ -733,6 +733,20 @@ class FlowEngine:
                 sends.append(job)
         if sends:
             store.begin_messages([job.pending() for job in sends if job.begun is None], now=now)
+            held = len(sends) > 1
+            if held:
+                # One read tells which of the batch's addresses are blocked (and which
+                # providers are benched), rather than two reads per send.
+                router = self._client._router
+                store.hold_reads(
+                    [
+                        (channel, address)
+                        for job in sends
+                        for channel in router.chain(job.recipient, job.via)
+                        for address in router._raw_addresses(job.recipient, channel)
+                        if isinstance(address, str) and address
+                    ]
+                )
             try:
                 Concurrently(1 if capped else self.concurrency).run(
                     [functools.partial(self._send, job, lease, capped=capped) for job in sends]
@@ -740,6 +754,9 @@ class FlowEngine:
             except BaseException:
                 self._interrupted(jobs, sends)
                 raise
+            finally:
+                if held:
+                    store.release_reads()
         self._record(jobs)
         finished = {id(job) for job in jobs}
         lease.jobs = [job for job in lease.jobs if id(job) not in finished]

@@ -424,6 +424,16 @@ class Store(ABC):
         probed again.
         """
 
+    def hold_reads(self, addresses: Sequence[tuple[Channel, str]]) -> None:  # noqa: B027
+        """Optional: a batch of sends is about to check these addresses (a hint).
+
+        A store may then answer :meth:`blocked` for them, and :meth:`unhealthy`, from one
+        read until :meth:`release_reads` or its own next write. The default does nothing.
+        """
+
+    def release_reads(self) -> None:  # noqa: B027
+        """End what :meth:`hold_reads` began."""
+
     # -- the customer view ------------------------------------------------------------------------
 
     @abstractmethod
@@ -680,6 +690,9 @@ class SQLiteStore(Store):
         self._pid = os.getpid()
         # Providers with no failure counted, as the last look at the store found them.
         self._uncounted: set[str] = set()
+        # Answers read once for a batch of sends (hold_reads), dropped at any write.
+        self._held: dict[tuple[str, str], str | None] | None = None
+        self._held_health: dict[tuple[str, ...], list[tuple[str, float | None]]] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r})"
@@ -774,6 +787,9 @@ class SQLiteStore(Store):
         # WAL mode they never wait for another process's writer.
         with self._lock:
             db = self._connect()
+            if write:
+                # What hold_reads read may change now: blocked() and unhealthy() look again.
+                self._held = self._held_health = None
             db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield db
@@ -1362,6 +1378,11 @@ class SQLiteStore(Store):
         """Why an address must not be used, or ``None``."""
         channel = Channel(channel)
         normal = _normal_address(channel, address)
+        held = self._held
+        if held is not None:
+            key = (channel.value, normal)
+            if key in held:
+                return held[key]
         # One statement; a suppression wins over an invalid contact point.
         rows = self._all(
             "SELECT 0, reason FROM suppressions WHERE channel = ? AND address_hash = ?"
@@ -1373,6 +1394,55 @@ class SQLiteStore(Store):
             return None
         kind, reason = min(tuple(row) for row in rows)
         return f"{'contact_invalid' if kind else 'suppressed'}: {reason}"
+
+    def hold_reads(self, addresses: Sequence[tuple[Channel, str]]) -> None:
+        """Read once what :meth:`blocked` would say of each address, for a batch of sends.
+
+        Until :meth:`release_reads` or this store's next write, :meth:`blocked` answers
+        those addresses, and :meth:`unhealthy` a list of names it was asked before, from
+        memory. Another process's suppression made meanwhile counts from the next batch (as
+        one made during a send counts from the next send).
+        """
+        by_channel: dict[str, dict[str, str]] = {}  # channel: {address: hash}
+        for channel, address in addresses:
+            channel = Channel(channel)
+            normal = _normal_address(channel, address)
+            by_channel.setdefault(channel.value, {})[normal] = address_hash(channel, normal)
+        held: dict[tuple[str, str], str | None] = {
+            (c, a): None for c, known in by_channel.items() for a in known
+        }
+        found: dict[tuple[str, str], tuple[int, str]] = {}
+        with self._lock:
+            db = self._connect()
+            for channel_value, known in by_channel.items():
+                by_hash = {digest: normal for normal, digest in known.items()}
+                for chunk in _chunks(list(by_hash)):
+                    marks = ", ".join("?" * len(chunk))
+                    for digest, reason in db.execute(
+                        "SELECT address_hash, reason FROM suppressions"  # noqa: S608
+                        f" WHERE channel = ? AND address_hash IN ({marks})",
+                        (channel_value, *chunk),
+                    ).fetchall():
+                        found[(channel_value, by_hash[digest])] = (0, reason)
+                for chunk in _chunks(list(known)):
+                    marks = ", ".join("?" * len(chunk))
+                    for address, reason in db.execute(
+                        "SELECT address, invalid_reason FROM contacts"  # noqa: S608
+                        f" WHERE channel = ? AND address IN ({marks}) AND invalid_at IS NOT NULL",
+                        (channel_value, *chunk),
+                    ).fetchall():
+                        key = (channel_value, address)
+                        if key not in found:  # a suppression wins
+                            found[key] = (1, reason)
+            for key, (kind, reason) in found.items():
+                held[key] = f"{'contact_invalid' if kind else 'suppressed'}: {reason}"
+            self._held = held
+            self._held_health = {}
+
+    def release_reads(self) -> None:
+        """Forget what :meth:`hold_reads` read."""
+        with self._lock:
+            self._held = self._held_health = None
 
     # -- business events ------------------------------------------------------------------------
 
@@ -1700,7 +1770,14 @@ class SQLiteStore(Store):
         """The providers among ``names`` that are benched at ``now``."""
         if not names:
             return set()
-        rows = self._all(_health_sql(len(names)), names)
+        held = self._held_health
+        key = tuple(names)
+        if held is not None and key in held:
+            rows: Sequence[Any] = held[key]
+        else:
+            rows = self._all(_health_sql(len(names)), names)
+            if held is not None:
+                held[key] = [(r[0], r[1]) for r in rows]
         # Remembered for record_health: a success after this look needs no write for a
         # provider that had no failure counted.
         if not rows:
