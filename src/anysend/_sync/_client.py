@@ -980,6 +980,23 @@ class Client:
                 cooldown=self._health_cooldown,
             )
 
+    def _provider_failure(self, provider: Provider, exc: Exception) -> ProviderError:
+        """The ``ProviderError`` for a failed try, secrets redacted; a 429 pauses the provider."""
+        if not isinstance(exc, AnysendError):
+            logger.exception("provider %s raised an unexpected error", provider.name)
+        # A credential the provider echoed back never reaches results, stores or logs.
+        error = redact_secrets(as_provider_error(exc, provider.name), provider.secrets())
+        if (
+            error.category is ErrorCategory.RATE_LIMITED
+            and error.retry_after
+            and provider.name in self._limited
+        ):
+            # The provider says slow down: every send through it waits, not only this one.
+            self._rate_limits.penalize(
+                provider.name, min(error.retry_after, self._retry.max_retry_after)
+            )
+        return error
+
     def _retries(
         self,
         provider: Provider,
@@ -1059,19 +1076,7 @@ class Client:
         except UnsupportedFeatureError:
             raise
         except Exception as exc:
-            if not isinstance(exc, AnysendError):
-                logger.exception("provider %s raised an unexpected error", provider.name)
-            # A credential the provider echoed back never reaches results, stores or logs.
-            error = redact_secrets(as_provider_error(exc, provider.name), provider.secrets())
-            if (
-                error.category is ErrorCategory.RATE_LIMITED
-                and error.retry_after
-                and provider.name in self._limited
-            ):
-                # The provider says slow down: every send through it waits, not only this one.
-                self._rate_limits.penalize(
-                    provider.name, min(error.retry_after, self._retry.max_retry_after)
-                )
+            error = self._provider_failure(provider, exc)
         else:
             # Every part is validated already (the receipt by its adapter): see trusted().
             values = {
@@ -1680,19 +1685,9 @@ class Client:
         except UnsupportedFeatureError:
             raise
         except Exception as exc:
-            if not isinstance(exc, AnysendError):
-                logger.exception("provider %s raised an unexpected error", provider.name)
-            error = redact_secrets(as_provider_error(exc, provider.name), provider.secrets())
+            error = self._provider_failure(provider, exc)
             # A refusal of the whole request says no one address is dead for good.
             error.contact_invalid = False
-            if (
-                error.category is ErrorCategory.RATE_LIMITED
-                and error.retry_after
-                and provider.name in self._limited
-            ):
-                self._rate_limits.penalize(
-                    provider.name, min(error.retry_after, self._retry.max_retry_after)
-                )
         else:
             duration = self._clock.monotonic() - t0
             for message, receipt, found in zip(messages, receipts, attempts, strict=True):
