@@ -54,16 +54,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, cast
-from urllib.parse import quote
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
-from anysend._exceptions import WebhookParseError, WebhookVerificationError
+from anysend import _receiver
 from anysend._logging import logger
+from anysend._receiver import ReceiverClient, Refused
 
 if TYPE_CHECKING:
     from anysend._events import WebhookRequest
-    from anysend.providers import Provider, WebhookResponse
+    from anysend.providers import WebhookResponse
 
 __all__ = ["WebhookApp"]
 
@@ -72,36 +72,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_PLAIN = b"text/plain; charset=utf-8"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-#: Characters left as they are when a decoded path is quoted back into a URL.
-_PATH_SAFE = "/!$&'()*+,;=:@-._~"
-
-
-class _Webhooks(Protocol):
-    def handle(self, provider: str, request: WebhookRequest, /) -> Any: ...
-
-    def handshake(self, provider: str, request: WebhookRequest, /) -> Any: ...
-
-
-class _Client(Protocol):
-    """What the app uses of ``anysend.Client`` and ``anysend.AsyncClient``."""
-
-    @property
-    def providers(self) -> Mapping[str, Provider]: ...
-
-    @property
-    def webhooks(self) -> _Webhooks: ...
-
-
-class _Refused(Exception):
-    """Stop handling and answer with this status (an expected outcome, not an error)."""
-
-    def __init__(self, status: int, text: str, headers: list[tuple[bytes, bytes]]) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-        self.headers = headers
+_PLAIN = _receiver.PLAIN.encode("latin-1")
 
 
 class _Disconnected(Exception):
@@ -132,19 +103,16 @@ class WebhookApp:
 
     def __init__(
         self,
-        client: _Client,
+        client: ReceiverClient,
         *,
         prefix: str = "",
         max_body: int = 1_048_576,
         trust_forwarded: bool = False,
         close_client_on_shutdown: bool = False,
     ) -> None:
-        if max_body < 0:
-            raise ValueError("max_body must not be negative")
-        stripped = prefix.strip("/")
         self.client = client
-        self.prefix = f"/{stripped}" if stripped else ""
-        self.max_body = max_body
+        self.prefix = _receiver.normalise_prefix(prefix)
+        self.max_body = _receiver.check_max_body(max_body)
         self.trust_forwarded = trust_forwarded
         self.close_client_on_shutdown = close_client_on_shutdown
 
@@ -172,9 +140,9 @@ class WebhookApp:
             response = await self._respond(scope, receive)
             status, body = response.status, response.body
             content_type = response.content_type.encode("latin-1")
-        except _Refused as refused:
+        except Refused as refused:
             status, body, content_type = refused.status, refused.text.encode(), _PLAIN
-            headers = refused.headers
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in refused.headers]
         except _Disconnected:
             return
         except Exception:  # before a provider was known, or a malformed answer
@@ -184,38 +152,19 @@ class WebhookApp:
 
     async def _respond(self, scope: Scope, receive: Receive) -> WebhookResponse:
         route, url_path = self._paths(scope)
-        name = self._provider_name(route)
-        adapter = self.client.providers.get(name) if name else None
-        if name is None or adapter is None:
-            raise _Refused(404, "not found", [])
         method = str(scope["method"]).upper()
-        callback_methods = adapter.webhook_methods
-        if method not in ("GET", "POST"):
-            has_get = "GET" in callback_methods or _has_handshake(adapter)
-            raise _Refused(405, "method not allowed", [_allow(callback_methods, get=has_get)])
+        name, adapter = _receiver.route(self.client, self.prefix, route, method)
         headers = _headers(scope)
         body = await self._body(name, headers, receive)
-        request = _request(method, self._url(scope, headers, url_path), headers, body)
-        try:
+        request = _receiver.make_request(method, self._url(scope, headers, url_path), headers, body)
+        with _receiver.outcomes(name):
             if method == "GET":
                 answer = await self._call(self.client.webhooks.handshake, name, request)
                 if answer is not None:
                     return cast("WebhookResponse", answer)
-                if "GET" not in callback_methods:
-                    raise _Refused(405, "method not allowed", [_allow(callback_methods)])
+                _receiver.no_get_callbacks(adapter)
             events = await self._call(self.client.webhooks.handle, name, request)
             return adapter.webhook_response(request, events)
-        except WebhookVerificationError as exc:
-            logger.warning("webhook for %s refused: %s", name, exc)
-            raise _Refused(401, "unauthorized", []) from None
-        except WebhookParseError as exc:
-            logger.warning("webhook for %s not understood: %s", name, exc)
-            raise _Refused(400, "bad request", []) from None
-        except _Refused:
-            raise
-        except Exception:
-            logger.exception("webhook for %s failed", name)
-            raise _Refused(500, "internal server error", []) from None
 
     @staticmethod
     async def _call(method: Callable[..., Any], name: str, request: WebhookRequest) -> Any:
@@ -224,20 +173,11 @@ class WebhookApp:
             return await method(name, request)
         return await asyncio.to_thread(method, name, request)
 
-    def _provider_name(self, route: str) -> str | None:
-        """The provider named by the path below the mount point, if it has this app's shape."""
-        if self.prefix:
-            if not route.startswith(self.prefix + "/"):
-                return None
-            route = route[len(self.prefix) :]
-        name = route[1:] if route.startswith("/") else ""
-        return name if name and "/" not in name else None
-
     async def _body(self, name: str, headers: dict[str, str], receive: Receive) -> bytes:
         """Read the whole body, refusing it (413) as soon as it is over ``max_body``."""
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body:
-            self._too_large(name)
+            raise _receiver.too_large(name, self.max_body)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -247,14 +187,10 @@ class WebhookApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                self._too_large(name)
+                raise _receiver.too_large(name, self.max_body)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
-
-    def _too_large(self, name: str) -> None:
-        logger.warning("webhook for %s refused: body over %d bytes", name, self.max_body)
-        raise _Refused(413, "payload too large", [])
 
     # -- the URL as the provider saw it ---------------------------------------------------------
 
@@ -268,31 +204,20 @@ class WebhookApp:
         """
         root = str(scope.get("root_path") or "").rstrip("/")
         path = str(scope.get("path") or "/")
-        if root and _under(path, root):
-            route, full = path[len(root) :], path
-        else:
-            route, full = path, root + path
+        route = path[len(root) :] if root and _receiver.under(path, root) else path
         raw = scope.get("raw_path")
-        if raw:
-            raw_path = bytes(raw).decode("latin-1").partition("?")[0]
-            quoted_root = quote(root, safe=_PATH_SAFE)
-            if root and not _under(raw_path, quoted_root):
-                raw_path = quoted_root + raw_path
-            return route, raw_path
-        return route, quote(full, safe=_PATH_SAFE)
+        raw_path = bytes(raw).decode("latin-1") if raw else None
+        return route, _receiver.join_mount(root, route, raw_path, _receiver.quote_path)
 
     def _url(self, scope: Scope, headers: dict[str, str], path: str) -> str:
-        scheme = str(scope.get("scheme") or "http").lower()
-        host = headers.get("host")
-        if self.trust_forwarded:
-            proto = _first(headers.get("x-forwarded-proto")).lower()
-            if proto in _DEFAULT_PORTS:
-                scheme = proto
-            host = _first(headers.get("x-forwarded-host")) or host
-        if not host:
-            host = _server_host(scope, scheme)
-        query = bytes(scope.get("query_string") or b"").decode("latin-1")
-        return f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
+        return _receiver.url(
+            str(scope.get("scheme") or "http"),
+            headers,
+            path,
+            bytes(scope.get("query_string") or b"").decode("latin-1"),
+            trust_forwarded=self.trust_forwarded,
+            fallback_host=lambda scheme: _server_host(scope, scheme),
+        )
 
     # -- lifespan -------------------------------------------------------------------------------
 
@@ -326,23 +251,6 @@ class WebhookApp:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _request(method: str, url: str, headers: dict[str, str], body: bytes) -> WebhookRequest:
-    from anysend._events import WebhookRequest  # pydantic is imported on the first request
-
-    return WebhookRequest(method=method, url=url, headers=headers, body=body)
-
-
-def _has_handshake(adapter: Provider) -> bool:
-    from anysend.providers import Provider
-
-    return type(adapter).handshake is not Provider.handshake
-
-
-def _allow(methods: frozenset[str], *, get: bool = False) -> tuple[bytes, bytes]:
-    allowed = set(methods) | ({"GET"} if get else set())
-    return (b"allow", ", ".join(sorted(allowed)).encode("latin-1"))
-
-
 def _headers(scope: Scope) -> dict[str, str]:
     """The request headers by lowercase name; a repeated header's values joined by ``, ``."""
     headers: dict[str, str] = {}
@@ -353,25 +261,11 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-def _first(value: str | None) -> str:
-    """The first of a comma-separated header's values (the one the outermost proxy set)."""
-    return (value or "").split(",")[0].strip()
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root + "/")
-
-
 def _server_host(scope: Scope, scheme: str) -> str:
     server = scope.get("server")
     if not server:
         return "localhost"
-    host, port = server[0], server[1]
-    if ":" in str(host):  # an IPv6 address
-        host = f"[{host}]"
-    if port is None or port == _DEFAULT_PORTS.get(scheme):
-        return str(host)
-    return f"{host}:{port}"
+    return _receiver.host_of(server[0], server[1], scheme)
 
 
 async def _send(
