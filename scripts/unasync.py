@@ -37,6 +37,7 @@ RULES: list[tuple[str, str]] = [
     (r"\basend\b", "send"),
     (r"\basleep\b", "sleep"),
     (r"\baread\b", "read"),
+    (r"\basynccontextmanager\b", "contextmanager"),
     (r"\bsupports_async\b", "supports_sync"),
     (r"\bdefault_transport\b", "no_transport"),
     (r"\bAwaitable\[([^\[\]]+)\]", r"\1"),

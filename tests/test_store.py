@@ -2,7 +2,9 @@
 
 Most tests use the sync ``SQLiteStore`` (generated from ``AsyncSQLiteStore``) on a file in
 ``tmp_path``; a few check the async original. Times are passed in explicitly: the store never
-reads a clock.
+reads a clock. Tests on the ``store`` fixture run on PostgreSQL too (``PostgresStore``, marked
+``postgres``), except those that read the SQLite file itself; ``tests/test_pgstore.py`` has
+what is PostgreSQL's own.
 """
 
 from __future__ import annotations
@@ -178,9 +180,19 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "anysend.db"
 
 
-@pytest.fixture
-def store(path: Path) -> Iterator[SQLiteStore]:
-    opened = SQLiteStore(path)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> Iterator[SQLiteStore]:
+    """The store under test: SQLite on a file, then PostgreSQL in a schema of its own."""
+    if request.param == "postgres":
+        if "path" in request.fixturenames:
+            pytest.skip("the test reads the SQLite file directly")
+        if request.node.originalname == "test_claim_due_reads_index_ranges_not_the_table":
+            pytest.skip("the test reads SQLite's query plan")
+        from anysend._sync._pgstore import PostgresStore
+
+        opened: Any = PostgresStore(request.getfixturevalue("postgres_url"))
+    else:
+        opened = SQLiteStore(request.getfixturevalue("path"))
     yield opened
     opened.close()
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
 
     from anysend._async._client import AsyncClient
+    from anysend._async._pgstore import AsyncPostgresStore
     from anysend._async._profiles import AsyncProfiles
     from anysend._async._store import AsyncSQLiteStore, AsyncStore
     from anysend._async._webhooks import AsyncWebhooks
@@ -95,6 +96,7 @@ if TYPE_CHECKING:
     from anysend._routing import ChannelLimits
     from anysend._status import DeliveryStatus, EventType, Reason
     from anysend._sync._client import Client
+    from anysend._sync._pgstore import PostgresStore
     from anysend._sync._profiles import Profiles
     from anysend._sync._store import SQLiteStore, Store
     from anysend._sync._webhooks import Webhooks
@@ -106,6 +108,7 @@ __all__ = [
     "AnysendError",
     "AnysendWarning",
     "AsyncClient",
+    "AsyncPostgresStore",
     "AsyncProfiles",
     "AsyncSQLiteStore",
     "AsyncStore",
@@ -145,6 +148,7 @@ __all__ = [
     "OutboundMessage",
     "PendingMessage",
     "Policy",
+    "PostgresStore",
     "Preferences",
     "Profiles",
     "ProviderError",
@@ -189,6 +193,7 @@ _EXPORTS: dict[str, str] = {
     "AnysendWarning": "anysend._exceptions",
     "AsyncClient": "anysend._async._client",
     "AsyncProfiles": "anysend._async._profiles",
+    "AsyncPostgresStore": "anysend._async._pgstore",
     "AsyncSQLiteStore": "anysend._async._store",
     "AsyncStore": "anysend._async._store",
     "AsyncWebhooks": "anysend._async._webhooks",
@@ -242,6 +247,7 @@ _EXPORTS: dict[str, str] = {
     "ReportRow": "anysend._records",
     "ResultToSave": "anysend._records",
     "RetryPolicy": "anysend._retry",
+    "PostgresStore": "anysend._sync._pgstore",
     "SQLiteStore": "anysend._sync._store",
     "SendResult": "anysend._results",
     "SkipReason": "anysend._results",

@@ -86,9 +86,13 @@ class Shop:
         self.client = client(self.email, self.sms, clock=self.clock, **options)
 
 
-@pytest.fixture
-async def shop() -> AsyncIterator[Shop]:
-    s = Shop()
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def shop(request: pytest.FixtureRequest) -> AsyncIterator[Shop]:
+    """A shop on a SQLite memory store, then on PostgreSQL (a schema of its own)."""
+    if request.param == "postgres":
+        s = Shop(store=request.getfixturevalue("postgres_url"))
+    else:
+        s = Shop()
     async with s.client:
         await s.client.profiles.upsert(ANN)
         yield s

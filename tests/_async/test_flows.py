@@ -70,7 +70,7 @@ TEMPLATES = {
 class World:
     """A client on a memory store with one scripted provider per channel."""
 
-    def __init__(self, **client_options: Any) -> None:
+    def __init__(self, store: str = ":memory:", **client_options: Any) -> None:
         self.clock = VirtualClock(start=START)
         self.email = ScriptedProvider(channel="email", clock=self.clock, name="mail")
         self.sms = ScriptedProvider(channel="sms", clock=self.clock, name="text")
@@ -78,7 +78,7 @@ class World:
         self.client = AsyncClient(
             [self.email, self.sms, self.chat],
             templates=TEMPLATES,
-            store=":memory:",
+            store=store,
             clock=self.clock,
             **client_options,
         )
@@ -96,9 +96,11 @@ class World:
         return [s.state.value for s in await self.client.store.run_steps(run_id)]
 
 
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
-    w = World()
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    """A world on a SQLite memory store, then on PostgreSQL (a schema of its own)."""
+    store = request.getfixturevalue("postgres_url") if request.param == "postgres" else ":memory:"
+    w = World(store)
     async with w.client:
         yield w
 

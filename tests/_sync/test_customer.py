@@ -85,9 +85,13 @@ class Shop:
         self.client = client(self.email, self.sms, clock=self.clock, **options)
 
 
-@pytest.fixture
-def shop() -> Iterator[Shop]:
-    s = Shop()
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shop(request: pytest.FixtureRequest) -> Iterator[Shop]:
+    """A shop on a SQLite memory store, then on PostgreSQL (a schema of its own)."""
+    if request.param == "postgres":
+        s = Shop(store=request.getfixturevalue("postgres_url"))
+    else:
+        s = Shop()
     with s.client:
         s.client.profiles.upsert(ANN)
         yield s

@@ -2098,6 +2098,12 @@ def open_store(store: AsyncStore | str | os.PathLike[str] | None) -> AsyncStore 
     """A store from what a client was given: a store, a path or URL, or ``None``."""
     if store is None or isinstance(store, AsyncStore):
         return store
+    if isinstance(store, str) and store.lower().startswith(("postgres://", "postgresql")):
+        # psycopg loads only for a PostgreSQL store (its module imports it lazily).
+        from anysend._async._pgstore import AsyncPostgresStore, is_postgres_url
+
+        if is_postgres_url(store):
+            return AsyncPostgresStore(store)
     if isinstance(store, (str, os.PathLike)):
         return AsyncSQLiteStore(store)
     raise ConfigurationError(f"store must be a path or an {AsyncStore.__name__}, not {store!r}")

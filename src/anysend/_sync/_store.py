@@ -2091,6 +2091,12 @@ def open_store(store: Store | str | os.PathLike[str] | None) -> Store | None:
     """A store from what a client was given: a store, a path or URL, or ``None``."""
     if store is None or isinstance(store, Store):
         return store
+    if isinstance(store, str) and store.lower().startswith(("postgres://", "postgresql")):
+        # psycopg loads only for a PostgreSQL store (its module imports it lazily).
+        from anysend._sync._pgstore import PostgresStore, is_postgres_url
+
+        if is_postgres_url(store):
+            return PostgresStore(store)
     if isinstance(store, (str, os.PathLike)):
         return SQLiteStore(store)
     raise ConfigurationError(f"store must be a path or an {Store.__name__}, not {store!r}")
