@@ -1493,3 +1493,30 @@ async def test_async_store_claims_and_reports(tmp_path: Path) -> None:
     assert report.row("f").sent == 1
     assert await store.prune(at(10)) == 1
     await store.aclose()
+
+
+def test_a_keyed_send_tried_again_after_a_crash_is_one_record(path: Path) -> None:
+    """A send whose worker died before its key's result was kept is recorded once when retried.
+
+    The crash is played by deleting the key's row (as a claim in Redis expires): the second
+    client claims the key again and sends, and its result lands on the same message record.
+    """
+    import anysend
+    from anysend._flows import key_message_id
+    from anysend.testing import MemoryProvider
+
+    outbox = MemoryProvider()
+    message = anysend.Message(text="Order 42 has shipped", idempotency_key="order-42-shipped")
+    with anysend.Client([outbox], store=str(path)) as client:
+        first = client.send(message, to=ANN, via="sms")
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM idempotency")  # the worker died before remembering the result
+    db.close()
+    with anysend.Client([outbox], store=str(path)) as client:
+        again = client.send(message, to=ANN, via="sms")
+        entries = [e for e in client.history("ann") if e.kind == "message"]
+    assert first.message_id == again.message_id == key_message_id("order-42-shipped")
+    assert not again.idempotent_replay
+    assert again.ok  # sent again, with the key: MemoryProvider, like Twilio, takes it once
+    assert len(outbox.messages) == 1
+    assert [e.message_id for e in entries] == [first.message_id]  # but one message on record

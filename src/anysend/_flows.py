@@ -12,6 +12,7 @@ non-transactional messages wait.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Annotated, Any, Literal
@@ -36,6 +37,7 @@ __all__ = [
     "Policy",
     "QuietHours",
     "Step",
+    "key_message_id",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -354,3 +356,20 @@ class Concurrently:
     def run(self, calls: Sequence[Callable[[], None]]) -> None:
         for call in calls:
             call()
+
+
+#: The namespace of the message ids derived from idempotency keys (a UUID of its own).
+_KEY_NAMESPACE = bytes.fromhex("3b8f0e6a52d14c0f9a7e41c2d5b86f17")
+
+
+def key_message_id(key: str) -> str:
+    """The message id of a send with an idempotency key: the same on every try of that key.
+
+    A send that a crash cut short and that is tried again (a redelivered task, a re-run job)
+    records its result under the same id instead of adding a second message to the store.
+    ``uuid.uuid5(namespace, key).hex``, computed without building ``UUID`` objects.
+    """
+    digest = bytearray(hashlib.sha1(_KEY_NAMESPACE + key.encode()).digest()[:16])  # noqa: S324
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return digest.hex()

@@ -50,6 +50,7 @@ from anysend._ratelimit import RateLimit
 from anysend._synchronization import AsyncSemaphore
 
 if TYPE_CHECKING:
+    from anysend._async._redis import AsyncRedisRateLimiter, AsyncRedisShared, AsyncRedisSlot
     from anysend.providers import Provider
 
 __all__ = [
@@ -361,6 +362,8 @@ class AsyncRateLimits:
             or ``None``. A name the client has no provider for is a ``ConfigurationError``.
         clock: the client's clock.
         max_recipients: per-recipient buckets kept by each limiter.
+        shared: the Redis whose limiters every process shares (the client option
+            ``shared``); ``None``: the limiters live in this process.
     """
 
     def __init__(
@@ -370,6 +373,7 @@ class AsyncRateLimits:
         *,
         clock: Clock,
         max_recipients: int = DEFAULT_MAX_RECIPIENTS,
+        shared: AsyncRedisShared | None = None,
     ) -> None:
         providers = list(providers)
         given = dict(overrides or {})
@@ -381,6 +385,7 @@ class AsyncRateLimits:
                 f" (providers: {', '.join(map(repr, sorted(set(names)))) or 'none'})"
             )
         self._limiters: dict[str, AsyncRateLimiter] = {}
+        self._shared: dict[str, AsyncRedisRateLimiter] = {}
         seen: set[str] = set()
         for provider in providers:
             name = provider.name
@@ -388,25 +393,32 @@ class AsyncRateLimits:
                 continue
             seen.add(name)
             limit = _coerce(name, given[name]) if name in given else provider.rate_limit
-            if limit is not None:
+            if limit is not None and shared is not None:
+                self._shared[name] = shared.limiter(name, limit, clock)
+            elif limit is not None:
                 self._limiters[name] = AsyncRateLimiter(limit, clock, max_recipients=max_recipients)
 
     @property
     def limits(self) -> Mapping[str, RateLimit]:
         """The limit in force for each limited provider."""
-        return MappingProxyType({name: lim.limit for name, lim in self._limiters.items()})
+        limits = {name: lim.limit for name, lim in self._limiters.items()}
+        limits.update((name, lim.limit) for name, lim in self._shared.items())
+        return MappingProxyType(limits)
 
     def limiter_for(self, provider_name: str) -> AsyncRateLimiter | None:
-        """The limiter of a provider, or ``None`` when it sends unlimited."""
+        """The in-process limiter of a provider, or ``None`` (unlimited, or shared in Redis)."""
         return self._limiters.get(provider_name)
 
-    def slot(self, provider_name: str, key: str = "") -> AsyncSlot:
+    def slot(self, provider_name: str, key: str = "") -> AsyncSlot | AsyncRedisSlot:
         """``async with limits.slot(name, to):`` around one request (no-op when unlimited)."""
+        shared = self._shared.get(provider_name)
+        if shared is not None:
+            return shared.slot(key)
         return AsyncSlot(self._limiters.get(provider_name), key)
 
     def penalize(self, provider_name: str, seconds: float, key: str | None = None) -> None:
         """Pause a provider's limiter (see :meth:`AsyncRateLimiter.penalize`); no-op if none."""
-        limiter = self._limiters.get(provider_name)
+        limiter = self._limiters.get(provider_name) or self._shared.get(provider_name)
         if limiter is not None:
             limiter.penalize(seconds, key)
 

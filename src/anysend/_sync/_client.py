@@ -38,7 +38,7 @@ from anysend._exceptions import (
     redact_secrets,
     warn_if_unverified,
 )
-from anysend._flows import Policy, zone_of
+from anysend._flows import Policy, key_message_id, zone_of
 from anysend._logging import logger, register_secrets
 from anysend._models import Channel, Message, OutboundMessage, QuietHours, Recipient
 from anysend._ratelimit import RateLimit
@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from anysend._records import HistoryEntry, Report
     from anysend._sync._flows import FlowEngine
     from anysend._sync._profiles import Profiles
+    from anysend._sync._redis import RedisShared
     from anysend._sync._store import Store
     from anysend._sync._webhooks import Webhooks
     from anysend._templates import RenderedContent, Templates
@@ -200,6 +201,20 @@ def _raw_receipt(
     return receipt
 
 
+def _sandbox_urls(sandbox: bool | str, providers: Sequence[Provider]) -> dict[str, str]:
+    """The base URLs that point every HTTP adapter at an anysend sandbox (``sandbox=``)."""
+    if sandbox is False:
+        return {}
+    if sandbox is True:
+        url = os.environ.get("ANYSEND_SANDBOX_URL") or "http://127.0.0.1:8780"
+    elif isinstance(sandbox, str) and sandbox.startswith(("http://", "https://")):
+        url = sandbox
+    else:
+        raise ConfigurationError("sandbox= takes True or the sandbox's http(s) URL")
+    url = url.rstrip("/")
+    return {p.name: f"{url}/{p.name}" for p in providers if p.is_http()}
+
+
 def _raw_hooks(provider: Provider) -> bool:
     """Whether the adapter's raw hooks stand for its whole send (see ``RawRequest``).
 
@@ -246,6 +261,10 @@ class Client:
             by default the client makes and owns one.
         base_urls: per provider name, a base URL to send its requests to instead of the
             provider's own (a local sandbox or a mock server).
+        sandbox: send every HTTP adapter's requests to an ``anysend sandbox``: ``True`` for
+            the one at ``ANYSEND_SANDBOX_URL`` (default ``http://127.0.0.1:8780``), or its
+            URL. Each provider's requests then go to ``{url}/{provider name}``; an entry of
+            ``base_urls`` wins for its provider.
         check_deliverability: look up email domains in DNS when validating (off by default).
         idempotency_ttl: seconds an idempotency key is remembered.
         store: where messages, statuses, flows and profiles are kept: an
@@ -273,6 +292,10 @@ class Client:
             (and a log line) every time such a client is made. Applies to every HTTP
             transport the client makes (httpx, HTTP/2 for APNs, aiohttp); with ``http_client``
             configure that client instead.
+        shared: a Redis URL (``"redis://127.0.0.1:6379/0"``, needs ``anysend[redis]``) for
+            the state the processes of a deployment share: rate limits (every process
+            together keeps each provider's limit) and idempotency keys (claimed there instead
+            of in the store). Without it both live in this process (keys also in the store).
 
     A client is a context manager that closes its connections (``with``).
     It may be shared between threads, and a client made before ``os.fork()`` opens
@@ -295,6 +318,7 @@ class Client:
         clock: Clock | None = None,
         http_client: httpx.Client | None = None,
         base_urls: Mapping[str, str] | None = None,
+        sandbox: bool | str = False,
         check_deliverability: bool = False,
         idempotency_ttl: float = 24 * 3600.0,
         store: Store | str | os.PathLike[str] | None = None,
@@ -306,6 +330,7 @@ class Client:
         rate_limits: Mapping[str, RateLimit | None] | None = None,
         transport: str = "auto",
         verify: bool | ssl.SSLContext = True,
+        shared: str | RedisShared | None = None,
     ) -> None:
         if isinstance(providers, str):
             from anysend.providers import from_urls
@@ -340,7 +365,8 @@ class Client:
         self._on_result = list(on_result)
         self._on_invalid_address = list(on_invalid_address)
         self._clock: Clock = clock or SystemClock()
-        self._base_urls = {name: httpx.URL(url) for name, url in (base_urls or {}).items()}
+        base_urls = {**_sandbox_urls(sandbox, providers), **(base_urls or {})}
+        self._base_urls = {name: httpx.URL(url) for name, url in base_urls.items()}
         if verify is not True and http_client is not None:
             raise ConfigurationError(
                 "verify= applies to the HTTP clients anysend makes: set it on your http_client"
@@ -369,7 +395,15 @@ class Client:
                     'an adapter needs HTTP/2 (APNs): pip install "anysend[push]"'
                 ) from None
         self._idempotency = IdempotencyCache(ttl=idempotency_ttl, clock=self._clock)
-        self._rate_limits = RateLimits(providers, rate_limits, clock=self._clock)
+        self._shared: RedisShared | None = None
+        if shared is not None:  # redis-py loads only for it
+            from anysend._sync._redis import open_shared
+
+            self._shared = open_shared(shared)
+        self._own_shared = isinstance(shared, str)
+        self._rate_limits = RateLimits(
+            providers, rate_limits, clock=self._clock, shared=self._shared
+        )
         self._limited = frozenset(self._rate_limits.limits)
         self._idempotency_ttl = idempotency_ttl
         self._store: Store | None = None
@@ -464,6 +498,8 @@ class Client:
                 closer()
         if self._store is not None and self._own_store:
             self._store.close()  # a store given as an object is the caller's to close
+        if self._shared is not None and self._own_shared:
+            self._shared.close()
 
     def _http_client(self, http2: bool = False) -> httpx.Client:
         # A client built before os.fork() gets fresh pools in the child: sockets are not
@@ -538,8 +574,9 @@ class Client:
             raise ConfigurationError("the client is closed")
         recipient = to if isinstance(to, Recipient) else self._resolve(to)
         profile = isinstance(to, str)
-        message_id = os.urandom(16).hex()
         key = message.idempotency_key
+        # A keyed send has the key's id, so that its retry after a crash is the same record.
+        message_id = os.urandom(16).hex() if key is None else key_message_id(key)
         store = self._store
         if key is None:
             if store is None and recipient.quiet_hours is None:
@@ -559,12 +596,12 @@ class Client:
         *,
         profile: bool,
     ) -> Callable[[], SendResult]:
-        """The first send of an idempotency key (claimed in the store, if any, and kept there).
+        """The first send of an idempotency key (claimed in Redis or the store, and kept there).
 
         A closure made here, not in :meth:`send`: the cells of its variables would otherwise
         be made (and held while awaiting) on every send, keyed or not.
         """
-        store = self._store
+        store: Store | RedisShared | None = self._shared or self._store
 
         def first_send() -> SendResult:
             if store is None:
@@ -583,7 +620,9 @@ class Client:
 
         return first_send
 
-    def _claim_key(self, store: Store, key: str, message_id: str) -> SendResult | None:
+    def _claim_key(
+        self, store: Store | RedisShared, key: str, message_id: str
+    ) -> SendResult | None:
         """Claim a key in the store; a result to return instead of sending, or ``None``.
 
         Another process sending the same key is waited for (up to 30 seconds); if it has
