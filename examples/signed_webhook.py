@@ -53,6 +53,7 @@ try:
         forged = client.send(anysend.Message(text="forged"), to={"id": "x"}, via=["webhook"])
 finally:
     server.shutdown()
+    server.server_close()
 
 print(f"signed: {result.status.value}, CRM id {result.provider_message_id}")
 print(f"CRM received: {received[0]['subject']!r} for {received[0]['recipient']}")
