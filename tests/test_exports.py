@@ -31,9 +31,19 @@ def test_every_public_object_is_defined_where_it_is_exported_from() -> None:
 
 def test_public_modules_have_all() -> None:
     """Public sub-modules declare __all__ and everything in it exists."""
+    import anysend.asgi
+    import anysend.sandbox
     import anysend.sms
+    import anysend.wsgi
 
-    for module in (anysend.providers, anysend.testing, anysend.sms):
+    for module in (
+        anysend.providers,
+        anysend.testing,
+        anysend.sms,
+        anysend.asgi,
+        anysend.wsgi,
+        anysend.sandbox,
+    ):
         for name in module.__all__:
             assert getattr(module, name) is not None, (module.__name__, name)
 
