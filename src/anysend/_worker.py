@@ -44,7 +44,9 @@ def _positive(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The worker's command-line options."""
     parser.add_argument("--app", help="a client to use, as package.module:attribute")
-    parser.add_argument("--store", help="the store: a SQLite file or a postgresql:// URL (default: $ANYSEND_STORE)")
+    parser.add_argument(
+        "--store", help="the store: a SQLite file or a postgresql:// URL (default: $ANYSEND_STORE)"
+    )
     parser.add_argument("--providers", help="provider URLs (default: $ANYSEND_PROVIDERS)")
     parser.add_argument("--templates", help="a folder of templates")
     parser.add_argument("--id", dest="worker_id", help="a stable name for this worker")
