@@ -6,8 +6,8 @@ SMS with a discount code follows (a flow with a ``NotOpened`` step).
 
 Everything runs against the anysend sandbox, started inside this script: the real SendGrid
 and Twilio adapters send to it, and it posts their delivery and open callbacks, signed as
-SendGrid and Twilio sign them, to the shop's webhook endpoint (``anysend.wsgi.WebhookApp``
-served by wsgiref on 127.0.0.1), which verifies them and records them in the store.
+SendGrid and Twilio sign them, to the shop's webhook endpoint (``anysend.testing.WebhookServer``
+serving ``anysend.wsgi.WebhookApp`` on 127.0.0.1), which verifies them into the store.
 
 Three days pass in a fraction of a second: the sandbox and the client share one
 ``anysend.testing.VirtualClock``. ``clock.advance()`` moves time; ``sandbox.run_due()`` posts
@@ -20,15 +20,12 @@ a real clock the same code runs in real time. Who opens the email is the sandbox
     python examples/back_in_stock.py
 """
 
-import threading
 from datetime import datetime, timedelta, timezone
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import anysend
 from anysend import Flow, NotOpened, Step
 from anysend.sandbox import Sandbox
-from anysend.testing import VirtualClock
-from anysend.wsgi import WebhookApp
+from anysend.testing import VirtualClock, WebhookServer
 
 TEMPLATES = {
     "back_in_stock/email.subject.txt": "Your size is back: {{ product }} in {{ size }}",
@@ -59,43 +56,10 @@ BACK_IN_STOCK = Flow(
 )
 
 
-class Receiver:
-    """The shop's callback endpoint: wsgiref serving ``anysend.wsgi.WebhookApp``.
-
-    The sandbox needs the URL when it is made, and the client needs the sandbox's
-    credentials, so the ``WebhookApp`` is plugged in (``receiver.app = ...``) once the
-    client exists.
-    """
-
-    def __init__(self) -> None:
-        self.app: WebhookApp | None = None
-        self.server = make_server("127.0.0.1", 0, self.serve, handler_class=QuietHandler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,))
-
-    def serve(self, environ, start_response):
-        assert self.app is not None, "plug the WebhookApp in before sending"
-        return self.app(environ, start_response)
-
-    def __enter__(self) -> "Receiver":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.thread.join()
-        self.server.server_close()
-
-
-class QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # no access log
-
-
 clock = VirtualClock(start=datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc))
 with (
-    Receiver() as receiver,
-    Sandbox(webhook_url=receiver.url, clock=clock, seed=3, delivery_delay=120) as sandbox,
+    WebhookServer() as hooks,  # the shop's endpoint: its URL is known at once
+    Sandbox(webhook_url=hooks.url, clock=clock, seed=3, delivery_delay=120) as sandbox,
     anysend.Client(
         sandbox.providers("sendgrid", "twilio"),
         sandbox=sandbox.url,  # every adapter's requests go to the sandbox
@@ -104,7 +68,7 @@ with (
         clock=clock,
     ) as client,
 ):
-    receiver.app = WebhookApp(client, prefix="/webhooks")
+    hooks.attach(client)  # callbacks now reach the client's store
 
     def let_pass(delta: timedelta) -> None:
         """Let time pass: callbacks that fell due reach the store, then due steps run."""

@@ -4,8 +4,8 @@
 answers and callbacks (no I/O; the client does the HTTP). ``TextlyAPI`` plays Textly's part
 in the anysend sandbox: it answers ``POST /v2/sms`` as Textly would, keeps every message in
 the sandbox's inbox, acts out scripted failures in Textly's error shape, and posts Textly's
-signed delivery callback to the shop's webhook endpoint (``anysend.wsgi.WebhookApp`` on
-wsgiref), which verifies it into the store. Time runs on a ``VirtualClock``:
+signed delivery callback to the shop's webhook endpoint (``anysend.testing.WebhookServer``),
+which verifies it into the store. Time runs on a ``VirtualClock``:
 ``sandbox.run_due()`` posts the callbacks that fell due, so nothing sleeps.
 
     pip install "anysend[sandbox]"
@@ -15,9 +15,7 @@ wsgiref), which verifies it into the store. Time runs on a ``VirtualClock``:
 import hashlib
 import hmac
 import json
-import threading
 from typing import ClassVar
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx
 from pydantic import SecretStr
@@ -32,8 +30,7 @@ from anysend.providers import (
     error_from_response,
 )
 from anysend.sandbox import Callback, ProviderAPI, Sandbox, SandboxMessage, json_response
-from anysend.testing import VirtualClock
-from anysend.wsgi import WebhookApp
+from anysend.testing import VirtualClock, WebhookServer
 
 # -- the adapter (what you would publish as a package) --------------------------------------------
 
@@ -176,24 +173,10 @@ class TextlyAPI(ProviderAPI):
 # -- the shop -------------------------------------------------------------------------------------
 
 
-class QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # no access log
-
-
-hooks: WebhookApp | None = None  # plugged in once the client exists
-server = make_server(
-    "127.0.0.1", 0, lambda env, start: hooks(env, start), handler_class=QuietHandler
-)
-threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
 clock = VirtualClock()
 with (
-    Sandbox(
-        apis=[TextlyAPI],
-        webhook_url=f"http://127.0.0.1:{server.server_port}/webhooks",
-        clock=clock,
-        delivery_delay=30,
-    ) as sandbox,
+    WebhookServer() as hooks,  # the shop's endpoint: its URL is known at once
+    Sandbox(apis=[TextlyAPI], webhook_url=hooks.url, clock=clock, delivery_delay=30) as sandbox,
     anysend.Client(
         [Textly(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)],
         sandbox=sandbox.url,
@@ -201,7 +184,7 @@ with (
         clock=clock,
     ) as client,
 ):
-    hooks = WebhookApp(client, prefix="/webhooks")
+    hooks.attach(client)  # callbacks now reach the client's store
     sandbox.fail("+48600700999", "invalid_number")  # Textly answers 404 unknown_number
 
     good = client.send(anysend.Message(text="Your order has shipped"), to={"phone": "+48600700800"})
@@ -218,8 +201,6 @@ with (
     print([(c["provider"], c["event"], c["status"]) for c in sandbox.callbacks()])
     print(repr(client.providers["textly"]))  # secrets never print
 
-server.shutdown()
-server.server_close()
 assert good.ok
 assert not bad.ok
 assert bad.error.category is ErrorCategory.INVALID_RECIPIENT

@@ -13,7 +13,7 @@ by SMS. Along the way:
 
 The real SendGrid, Twilio, FCM and Web Push adapters send to the anysend sandbox, started
 in this script. It posts delivery, open and bounce callbacks, signed as SendGrid and
-Twilio sign them, to the shop's endpoint (``anysend.wsgi.WebhookApp`` on wsgiref), which
+Twilio sign them, to the shop's endpoint (``anysend.testing.WebhookServer``), which
 verifies them into the store. Push services report nothing after accepting a push, so a
 push stays ``accepted`` in the store (the sandbox's inbox shows it delivered to the device).
 At the end, each customer's history and the per-channel report come from the store.
@@ -25,15 +25,12 @@ callbacks that fell due, so the script takes about a second.
     python examples/order_updates.py
 """
 
-import threading
 from datetime import datetime, timedelta, timezone
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import anysend
 from anysend import Message, PushTarget
 from anysend.sandbox import Sandbox
-from anysend.testing import VirtualClock
-from anysend.wsgi import WebhookApp
+from anysend.testing import VirtualClock, WebhookServer
 
 TEMPLATES = {
     "order/email.subject.txt": "Order {{ order }}: {{ headline }}",
@@ -52,39 +49,6 @@ UPDATES = [  # when, headline, details, channels
 ]
 
 
-class Receiver:
-    """The shop's callback endpoint: wsgiref serving ``anysend.wsgi.WebhookApp``.
-
-    The sandbox needs the URL when it is made, and the client needs the sandbox's
-    credentials, so the ``WebhookApp`` is plugged in (``receiver.app = ...``) once the
-    client exists.
-    """
-
-    def __init__(self) -> None:
-        self.app: WebhookApp | None = None
-        self.server = make_server("127.0.0.1", 0, self.serve, handler_class=QuietHandler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,))
-
-    def serve(self, environ, start_response):
-        assert self.app is not None, "plug the WebhookApp in before sending"
-        return self.app(environ, start_response)
-
-    def __enter__(self) -> "Receiver":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.thread.join()
-        self.server.server_close()
-
-
-class QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # no access log
-
-
 def dead_address(attempt: anysend.Attempt) -> None:
     """The ``on_invalid_address`` hook: where the app would delete a dead push token."""
     print(f"  hook: {attempt.provider} says {attempt.address!r} is gone ({attempt.error.code})")
@@ -92,8 +56,8 @@ def dead_address(attempt: anysend.Attempt) -> None:
 
 clock = VirtualClock(start=START)
 with (
-    Receiver() as receiver,
-    Sandbox(webhook_url=receiver.url, clock=clock, seed=1, delivery_delay=30) as sandbox,
+    WebhookServer() as hooks,  # the shop's endpoint: its URL is known at once
+    Sandbox(webhook_url=hooks.url, clock=clock, seed=1, delivery_delay=30) as sandbox,
     anysend.Client(
         sandbox.providers("sendgrid", "twilio", "fcm", "webpush"),
         sandbox=sandbox.url,
@@ -103,7 +67,7 @@ with (
         on_invalid_address=[dead_address],
     ) as client,
 ):
-    receiver.app = WebhookApp(client, prefix="/webhooks")
+    hooks.attach(client)  # callbacks now reach the client's store
     ann = sandbox.person(
         "Ann",
         email="ann@example.com",

@@ -8,7 +8,7 @@ free text while the window is open and the template otherwise.
 
 The real WhatsApp Cloud API adapter sends to the anysend sandbox, started in this script.
 ``sandbox.reply()`` plays the customer: it posts the inbound message as Meta would, signed
-with the app secret, to the shop's endpoint (``anysend.wsgi.WebhookApp`` on wsgiref), and
+with the app secret, to the shop's endpoint (``anysend.testing.WebhookServer``), and
 the sandbox reports each message delivered and read the same way. Time passes on a shared
 ``anysend.testing.VirtualClock``. The sandbox does not track the 24-hour window itself: at
 the end, ``sandbox.fail(phone, "outside_window")`` acts out Meta's answer (error 131047) to
@@ -18,51 +18,15 @@ free text sent too late, and the client falls back to SMS.
     python examples/whatsapp_support.py
 """
 
-import threading
 from datetime import datetime, timedelta, timezone
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import anysend
 from anysend import Channel, ChatTemplate, Message
 from anysend.sandbox import Sandbox
-from anysend.testing import VirtualClock
-from anysend.wsgi import WebhookApp
+from anysend.testing import VirtualClock, WebhookServer
 
 WINDOW = timedelta(hours=24)
 PHONE = "+48600100200"
-
-
-class Receiver:
-    """The shop's callback endpoint: wsgiref serving ``anysend.wsgi.WebhookApp``.
-
-    The sandbox needs the URL when it is made, and the client needs the sandbox's
-    credentials, so the ``WebhookApp`` is plugged in (``receiver.app = ...``) once the
-    client exists.
-    """
-
-    def __init__(self) -> None:
-        self.app: WebhookApp | None = None
-        self.server = make_server("127.0.0.1", 0, self.serve, handler_class=QuietHandler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,))
-
-    def serve(self, environ, start_response):
-        assert self.app is not None, "plug the WebhookApp in before sending"
-        return self.app(environ, start_response)
-
-    def __enter__(self) -> "Receiver":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.thread.join()
-        self.server.server_close()
-
-
-class QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # no access log
 
 
 def last_inbound(client: anysend.Client, person: str) -> anysend.HistoryEntry | None:
@@ -89,9 +53,9 @@ def answer(
 
 clock = VirtualClock(start=datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc))
 with (
-    Receiver() as receiver,
+    WebhookServer() as hooks,  # the shop's endpoint: its URL is known at once
     Sandbox(
-        webhook_url=receiver.url, clock=clock, seed=2, delivery_delay=5, read_probability=1.0
+        webhook_url=hooks.url, clock=clock, seed=2, delivery_delay=5, read_probability=1.0
     ) as sandbox,
     anysend.Client(
         sandbox.providers("whatsapp", "twilio"),
@@ -100,7 +64,7 @@ with (
         clock=clock,
     ) as client,
 ):
-    receiver.app = WebhookApp(client, prefix="/webhooks")
+    hooks.attach(client)  # callbacks now reach the client's store
     ann = sandbox.person("Ann", phone=PHONE).model_copy(update={"id": "ann"})
     client.profiles.upsert(ann)
 

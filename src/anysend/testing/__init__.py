@@ -5,6 +5,8 @@
   signed delivery callbacks that fall due on a clock.
 * :class:`VirtualClock`: time that passes instantly.
 * :class:`ProviderContract`: the contract test kit for adapter authors.
+* :class:`WebhookServer`: your app's callback endpoint on a local port, for tests against
+  the sandbox (:class:`anysend.sandbox.Sandbox`).
 * a pytest plugin with the ``anysend_outbox`` and ``anysend_clock`` fixtures (loaded
   automatically once anysend is installed).
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from anysend.testing._clock import VirtualClock
     from anysend.testing._memory import MemoryProvider, MemorySettings
     from anysend.testing._scripted import Script, ScriptedProvider
+    from anysend.testing._webhook_server import WebhookServer
     from anysend.testing.contract import ErrorCase, ProviderContract
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "Script",
     "ScriptedProvider",
     "VirtualClock",
+    "WebhookServer",
 ]
 
 _EXPORTS = {
@@ -40,6 +44,7 @@ _EXPORTS = {
     "Script": "anysend.testing._scripted",
     "ScriptedProvider": "anysend.testing._scripted",
     "VirtualClock": "anysend.testing._clock",
+    "WebhookServer": "anysend.testing._webhook_server",
 }
 
 
