@@ -7,22 +7,22 @@
 SQLite calls are short and made directly (an embedded database has no network round trip);
 a file store is opened in WAL mode with a busy timeout, so that several processes (a web app
 and its workers) share it. Every change that must be atomic runs in one ``BEGIN IMMEDIATE``
-transaction: claiming due steps, ingesting an event, recording a send.
+transaction: claiming due steps, ingesting an event, recording a send. What this store
+shares with the PostgreSQL one (the rows both write, the records both read back, how an event
+moves a message) is in ``anysend/_storelogic.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
-import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -35,23 +35,63 @@ from anysend._records import (
     IngestOutcome,
     PendingMessage,
     Report,
-    ReportRow,
     ResultToSave,
     StepState,
     StepUpdate,
     StoredMessage,
     StoredStep,
 )
-from anysend._results import Attempt, AttemptOutcome, SendResult
-from anysend._status import DeliveryStatus, EventType
+from anysend._results import SendResult
+from anysend._status import DeliveryStatus
+from anysend._storelogic import (
+    ADD_DIGEST_ITEM,
+    ADOPT_EVENTS,
+    BLOCKED,
+    EVENT_COLUMNS,
+    INBOUND_COLUMNS,
+    INSERT_DIGEST_RUN,
+    INSERT_DIGEST_STEP,
+    INSERT_STEP,
+    UPDATE_STEP,
+    UPSERT_RESULT,
+    Row,
+    Timed,
+    _contact_points,
+    _dt,
+    _normal_address,
+    _ts,
+    address_hash,
+    benched,
+    block_reason,
+    business_entry,
+    digest_added,
+    ended_runs,
+    event_entry,
+    event_row,
+    event_update,
+    group_addresses,
+    inbound_entry,
+    inbound_row,
+    message_entry,
+    message_record,
+    new_digest,
+    pending_migrations,
+    report_sql,
+    result_row,
+    run_record,
+    step_entry,
+    step_record,
+    step_rows,
+    step_update_rows,
+    tally,
+    timeline,
+    without_invalid,
+)
 
 __all__ = ["AsyncSQLiteStore", "AsyncStore"]
 
 SCHEMA_VERSION = 2
 
-_FAILED = ("rejected", "undeliverable", "failed", "expired")
-_DELIVERED = ("delivered", "read")
-_SETTLED = (DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 #: Ids per ``IN (...)`` list: well below SQLite's limit on bound parameters.
 _CHUNK = 500
 
@@ -65,20 +105,6 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
 def _health_sql(count: int) -> str:
     marks = ", ".join("?" * count)
     return f"SELECT provider, benched_until FROM provider_health WHERE provider IN ({marks})"  # noqa: S608
-
-
-def _ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, timezone.utc)
-
-
-def address_hash(channel: Channel | str, address: str) -> str:
-    """A stable hash of a channel and address (suppressions outlive ``forget``)."""
-    value = f"{Channel(channel).value}:{address.strip().lower()}"
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 class AsyncStore(ABC):
@@ -618,55 +644,63 @@ _MIGRATIONS: list[str] = [
 ]
 
 
-def _contact_points(recipient: Recipient) -> list[tuple[str, str]]:
-    points: list[tuple[str, str]] = []
-    if recipient.email:
-        points.append((Channel.EMAIL.value, recipient.email.lower()))
-    if recipient.phone:
-        points.append((Channel.SMS.value, recipient.phone))
-        points.append((Channel.WHATSAPP.value, recipient.phone))
-    for target in recipient.push:
-        points.append((Channel.PUSH.value, target.token))
-    for channel, chat_id in recipient.chat_ids.items():
-        points.append((Channel(channel).value, chat_id))
-    if recipient.webhook_url:
-        points.append((Channel.WEBHOOK.value, recipient.webhook_url))
-    return points
+class _BatchStore(AsyncStore):
+    """A store whose one-item methods are its batch methods given one item.
+
+    Both built-in stores do their work in the batch methods (one transaction a batch).
+    """
+
+    async def begin_message(
+        self,
+        message_id: str,
+        *,
+        now: datetime,
+        recipient_id: str | None,
+        category: str | None,
+        run_id: str | None = None,
+        step_id: str | None = None,
+        flow: str | None = None,
+    ) -> None:
+        """Record a message about to be sent (status ``pending``)."""
+        await self.begin_messages(
+            [PendingMessage(message_id, recipient_id, category, run_id, step_id, flow)], now=now
+        )
+
+    async def save_result(
+        self,
+        result: SendResult,
+        *,
+        now: datetime,
+        recipient_id: str | None,
+        category: str | None,
+        run_id: str | None = None,
+        step_id: str | None = None,
+        flow: str | None = None,
+    ) -> DeliveryStatus:
+        """Record a send's outcome and apply events that were waiting for it."""
+        saved = await self.save_results(
+            [ResultToSave(result, recipient_id, category, run_id, step_id, flow)], now=now
+        )
+        return saved[0]
+
+    async def update_step(
+        self,
+        step_id: str,
+        state: StepState,
+        *,
+        now: datetime,
+        due_at: datetime | None = None,
+        message_id: str | None = None,
+        detail: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> None:
+        """Move a step to ``state``."""
+        await self.update_steps(
+            [StepUpdate(step_id, state, due_at, message_id, detail, lease_until)], now=now
+        )
 
 
-def _normal_address(channel: Channel, address: str) -> str:
-    return address.lower() if channel is Channel.EMAIL else address
-
-
-def _event_dedup(event: DeliveryEvent) -> str:
-    if event.event_id:
-        return f"{event.provider}:{event.event_id}:{event.status or event.event}"
-    parts = [
-        event.provider,
-        event.provider_message_id or "",
-        str(event.status or event.event),
-        event.raw_status or "",
-        event.occurred_at.isoformat() if event.occurred_at else "",
-        event.recipient or "",
-        json.dumps(event.raw, sort_keys=True, default=str),
-    ]
-    return "h:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def _inbound_dedup(message: InboundMessage) -> str:
-    if message.provider_message_id:
-        return f"{message.provider}:{message.provider_message_id}"
-    parts = [
-        message.provider,
-        message.sender,
-        message.text or "",
-        message.received_at.isoformat() if message.received_at else "",
-        json.dumps(message.raw, sort_keys=True, default=str),
-    ]
-    return "h:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-class AsyncSQLiteStore(AsyncStore):
+class AsyncSQLiteStore(_BatchStore):
     """The embedded store: one SQLite file (or memory), created and migrated on first use.
 
     Args:
@@ -759,15 +793,9 @@ class AsyncSQLiteStore(AsyncStore):
             db.execute("CREATE TABLE IF NOT EXISTS anysend_meta (key TEXT PRIMARY KEY, value TEXT)")
             row = db.execute("SELECT value FROM anysend_meta WHERE key = 'schema'").fetchone()
             version = int(row[0]) if row else 0
-            if version > len(_MIGRATIONS):
-                raise ConfigurationError(
-                    f"the store's schema is version {version}; this anysend knows up to "
-                    f"{len(_MIGRATIONS)}: upgrade anysend"
-                )
-            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+            for number, statements in pending_migrations(version, _MIGRATIONS):
+                for statement in statements:
+                    db.execute(statement)
                 db.execute(
                     "INSERT OR REPLACE INTO anysend_meta (key, value) VALUES ('schema', ?)",
                     (str(number),),
@@ -828,22 +856,6 @@ class AsyncSQLiteStore(AsyncStore):
 
     # -- messages -------------------------------------------------------------------------------
 
-    async def begin_message(
-        self,
-        message_id: str,
-        *,
-        now: datetime,
-        recipient_id: str | None,
-        category: str | None,
-        run_id: str | None = None,
-        step_id: str | None = None,
-        flow: str | None = None,
-    ) -> None:
-        """Record a message about to be sent (status ``pending``)."""
-        await self.begin_messages(
-            [PendingMessage(message_id, recipient_id, category, run_id, step_id, flow)], now=now
-        )
-
     async def begin_messages(self, messages: Sequence[PendingMessage], *, now: datetime) -> None:
         """Record messages about to be sent (status ``pending``), in one transaction."""
         if not messages:
@@ -873,23 +885,6 @@ class AsyncSQLiteStore(AsyncStore):
                     chunk,
                 )
 
-    async def save_result(
-        self,
-        result: SendResult,
-        *,
-        now: datetime,
-        recipient_id: str | None,
-        category: str | None,
-        run_id: str | None = None,
-        step_id: str | None = None,
-        flow: str | None = None,
-    ) -> DeliveryStatus:
-        """Record a send's outcome and apply events that were waiting for it."""
-        saved = await self.save_results(
-            [ResultToSave(result, recipient_id, category, run_id, step_id, flow)], now=now
-        )
-        return saved[0]
-
     async def save_results(
         self, results: Sequence[ResultToSave], *, now: datetime
     ) -> list[DeliveryStatus]:
@@ -900,34 +895,18 @@ class AsyncSQLiteStore(AsyncStore):
         rows: list[tuple[Any, ...]] = []
         refs: list[tuple[str, str, str]] = []
         for item in results:
-            row, sent_refs = self._result_row(item, at)
+            row, sent_refs = result_row(item, at)
             rows.append(row)
             refs += sent_refs
         statuses = {item.result.message_id: item.result.status for item in results}
         with self._tx() as db:
-            # A message begun before its send keeps its creation time; its times and status
-            # are rebuilt from its events below, as if it were recorded anew.
-            db.executemany(
-                "INSERT INTO messages (id, recipient_id, category, channel, provider, address,"
-                " status, outcome, reason, accepted, flow, run_id, step_id, attempts,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET recipient_id = excluded.recipient_id,"
-                " category = excluded.category, channel = excluded.channel,"
-                " provider = excluded.provider, address = excluded.address,"
-                " status = excluded.status, outcome = excluded.outcome,"
-                " reason = excluded.reason, accepted = excluded.accepted, flow = excluded.flow,"
-                " run_id = excluded.run_id, step_id = excluded.step_id,"
-                " attempts = excluded.attempts, opened_at = NULL, clicked_at = NULL,"
-                " delivered_at = NULL, read_at = NULL, updated_at = excluded.updated_at",
-                rows,
-            )
+            db.executemany(UPSERT_RESULT, rows)
             if refs:
                 db.executemany("INSERT OR REPLACE INTO provider_refs VALUES (?, ?, ?)", refs)
                 # Events waiting for their message (one look first: usually there are none).
                 if db.execute("SELECT 1 FROM events WHERE message_id IS NULL LIMIT 1").fetchone():
                     db.executemany(
-                        "UPDATE events SET message_id = ? WHERE message_id IS NULL"
-                        " AND provider = ? AND provider_message_id = ?",
+                        ADOPT_EVENTS,
                         [(message_id, provider, pmid) for provider, pmid, message_id in refs],
                     )
             # Events that came before the send was recorded (a fast callback): apply them now.
@@ -945,111 +924,16 @@ class AsyncSQLiteStore(AsyncStore):
         return [statuses[item.result.message_id] for item in results]
 
     @staticmethod
-    def _result_row(
-        item: ResultToSave, at: float | None
-    ) -> tuple[tuple[Any, ...], list[tuple[str, str, str]]]:
-        """The messages row of a result, and its (provider, provider id, message id) refs."""
-        result = item.result
-        sent = [a for a in result.attempts if a.outcome is AttemptOutcome.SENT]
-        if result.ok and (sent or result.status is not DeliveryStatus.SCHEDULED):
-            outcome = "sent"  # a provider-side schedule too: the provider took it
-        elif result.status is DeliveryStatus.UNKNOWN:
-            outcome = "unknown"
-        elif result.status is DeliveryStatus.SCHEDULED:
-            outcome = "scheduled"
-        elif result.attempts and all(a.outcome is AttemptOutcome.SKIPPED for a in result.attempts):
-            outcome = "skipped"
-        else:
-            outcome = "failed"
-        reason = None
-        if outcome in ("failed", "unknown") and result.error is not None:
-            reason = (result.error.reason.value if result.error.reason else None) or (
-                result.error.category.value
-            )
-        elif outcome == "skipped":
-            reason = next(
-                (a.skip_reason.value for a in reversed(result.attempts) if a.skip_reason), None
-            )
-        attempts = "[" + ",".join(a.model_dump_json() for a in result.attempts) + "]"
-        # A message nothing accepted still counts for the channel and provider that were
-        # tried last, so that reports show failures where they happened.
-        tried = [a for a in result.attempts if a.outcome is not AttemptOutcome.SKIPPED]
-        last = tried[-1] if tried else (result.attempts[-1] if result.attempts else None)
-        channel = result.channel or (last.channel if last else None)
-        provider = result.provider or (last.provider if last else None)
-        address = result.address or (last.address if last else None)
-        row = (
-            result.message_id,
-            item.recipient_id,
-            item.category,
-            channel,  # str enums: bound as their values
-            provider,
-            address,
-            result.status,
-            outcome,
-            reason,
-            1 if result.ok and sent else 0,  # a provider took it (maybe to send later)
-            item.flow,
-            item.run_id,
-            item.step_id,
-            attempts,
-            at,
-            at,
-        )
-        refs = [
-            (a.provider, a.receipt.provider_message_id, result.message_id)
-            for a in sent
-            if a.receipt and a.receipt.provider_message_id and a.provider
-        ]
-        return row, refs
-
-    @staticmethod
     def _apply(
-        db: sqlite3.Connection,
-        message_id: str,
-        status: DeliveryStatus,
-        row: Mapping[str, Any] | sqlite3.Row,
+        db: sqlite3.Connection, message_id: str, status: DeliveryStatus, row: Row
     ) -> tuple[DeliveryStatus, bool, bool]:
         """Apply one stored event to its message; (status, status changed, first event)."""
-        at = row["occurred_at"] if row["occurred_at"] is not None else row["received_at"]
-        if row["kind"] == "status":
-            new = DeliveryStatus(row["value"])
-            changed = status.can_move_to(new)
-            fields: list[str] = []
-            params: list[Any] = []
-            # The times are set also when an earlier "read" already moved the status; the
-            # earliest report wins: a late "delivered" is older than the "read".
-            if new in _SETTLED:
-                fields.append(
-                    "delivered_at = CASE WHEN delivered_at IS NULL OR delivered_at > ?"
-                    " THEN ? ELSE delivered_at END"
-                )
-                params += (at, at)
-            if new is DeliveryStatus.READ:
-                fields.append(
-                    "read_at = CASE WHEN read_at IS NULL OR read_at > ? THEN ? ELSE read_at END"
-                )
-                params += (at, at)
-            if changed:
-                fields.append("status = ?, updated_at = ?")
-                params += (new.value, row["received_at"])
-                if new.value in _FAILED:
-                    fields.append("outcome = 'failed', reason = ?")
-                    params.append(row["reason"] or row["raw_status"])
-            if fields:
-                db.execute(
-                    f"UPDATE messages SET {', '.join(fields)} WHERE id = ?",  # noqa: S608
-                    (*params, message_id),
-                )
-            return (new, True, False) if changed else (status, False, False)
-        stamp = {"opened": "opened_at", "clicked": "clicked_at"}.get(row["value"])
-        if stamp is None:
-            return status, False, False
-        cursor = db.execute(
-            f"UPDATE messages SET {stamp} = ? WHERE id = ? AND {stamp} IS NULL",  # noqa: S608
-            (at, message_id),
-        )
-        return status, False, cursor.rowcount > 0
+        update = event_update(status, row)
+        first = False
+        if update.sql is not None:
+            cursor = db.execute(update.sql, (*update.params, message_id))
+            first = update.stamps and cursor.rowcount > 0
+        return update.status, update.changed, first
 
     async def get_message(self, message_id: str) -> StoredMessage | None:
         """One message with its attempts, or ``None``."""
@@ -1061,7 +945,7 @@ class AsyncSQLiteStore(AsyncStore):
                 "SELECT provider_message_id FROM provider_refs WHERE message_id = ?",
                 (message_id,),
             ).fetchall()
-            return self._message(row, tuple(r[0] for r in refs))
+            return message_record(row, tuple(r[0] for r in refs))
 
     async def get_messages(self, message_ids: Sequence[str]) -> dict[str, StoredMessage]:
         """Several messages at once (one read transaction)."""
@@ -1086,30 +970,7 @@ class AsyncSQLiteStore(AsyncStore):
                     chunk,
                 ).fetchall():
                     refs.setdefault(message_id, []).append(pmid)
-        return {row["id"]: self._message(row, tuple(refs.get(row["id"], ()))) for row in rows}
-
-    @staticmethod
-    def _message(row: sqlite3.Row, refs: tuple[str, ...]) -> StoredMessage:
-        return StoredMessage(
-            id=row["id"],
-            recipient_id=row["recipient_id"],
-            category=row["category"],
-            channel=row["channel"],
-            provider=row["provider"],
-            address=row["address"],
-            provider_message_ids=refs,
-            status=row["status"],
-            reason=row["reason"],
-            opened_at=_dt(row["opened_at"]),
-            clicked_at=_dt(row["clicked_at"]),
-            delivered_at=_dt(row["delivered_at"]),
-            read_at=_dt(row["read_at"]),
-            flow=row["flow"],
-            run_id=row["run_id"],
-            created_at=_dt(row["created_at"]),
-            updated_at=_dt(row["updated_at"]),
-            attempts=tuple(Attempt.model_validate(a) for a in json.loads(row["attempts"])),
-        )
+        return {row["id"]: message_record(row, tuple(refs.get(row["id"], ()))) for row in rows}
 
     async def ingest(self, event: DeliveryEvent, *, now: datetime) -> IngestOutcome:
         """Store a delivery event once; move its message's status forward only.
@@ -1118,17 +979,6 @@ class AsyncSQLiteStore(AsyncStore):
         event stored, the message moved, and whether a flow step may react is told (so the
         flow engine reads nothing back for a message no step waits on).
         """
-        kind, value = (
-            ("status", event.status.value) if event.status else ("event", str(event.event.value))  # type: ignore[union-attr]
-        )
-        stored: dict[str, Any] = {
-            "kind": kind,
-            "value": value,
-            "raw_status": event.raw_status,
-            "reason": event.reason.value if event.reason else None,
-            "occurred_at": _ts(event.occurred_at),
-            "received_at": _ts(now),
-        }
         with self._tx() as db:
             message = None
             # anysend's id, when the event names it, wins over the provider's id (which all the
@@ -1147,25 +997,8 @@ class AsyncSQLiteStore(AsyncStore):
                     (event.provider, event.provider_message_id),
                 ).fetchone()
             message_id = None if message is None else message[0]
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO events (dedup, message_id, provider, provider_message_id,"
-                " kind, value, raw_status, reason, recipient, occurred_at, received_at, raw)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    _event_dedup(event),
-                    message_id or event.message_id,
-                    event.provider,
-                    event.provider_message_id,
-                    kind,
-                    value,
-                    stored["raw_status"],
-                    stored["reason"],
-                    event.recipient,
-                    stored["occurred_at"],
-                    stored["received_at"],
-                    json.dumps(event.raw, default=str),
-                ),
-            )
+            stored, row = event_row(event, message_id, now=now)
+            cursor = db.execute("INSERT OR IGNORE INTO " + EVENT_COLUMNS, row)
             if cursor.rowcount == 0:
                 return IngestOutcome(new=False, message_id=message_id)
             if message is None:
@@ -1199,21 +1032,8 @@ class AsyncSQLiteStore(AsyncStore):
         """Store an inbound message once; ``False`` if it was stored before."""
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO inbound (dedup, recipient_id, provider, channel, sender,"
-                " text, subject, provider_message_id, received_at, raw)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    _inbound_dedup(message),
-                    recipient_id,
-                    message.provider,
-                    message.channel.value,
-                    message.sender,
-                    message.text,
-                    message.subject,
-                    message.provider_message_id,
-                    _ts(message.received_at or now),
-                    json.dumps(message.raw, default=str),
-                ),
+                "INSERT OR IGNORE INTO " + INBOUND_COLUMNS,
+                inbound_row(message, now=now, recipient_id=recipient_id),
             )
             return cursor.rowcount > 0
 
@@ -1301,29 +1121,7 @@ class AsyncSQLiteStore(AsyncStore):
                     (recipient_id,),
                 )
             }
-        recipient = Recipient.model_validate_json(row[0])
-        if not invalid:
-            return recipient
-        update: dict[str, Any] = {}
-        if recipient.email and ("email", recipient.email.lower()) in invalid:
-            update["email"] = None
-        chat_ids = {
-            c: v for c, v in recipient.chat_ids.items() if (Channel(c).value, v) not in invalid
-        }
-        if recipient.phone and ("sms", recipient.phone) in invalid:
-            update["phone"] = None
-            whatsapp = ("whatsapp", recipient.phone)
-            if Channel.WHATSAPP not in recipient.chat_ids and whatsapp not in invalid:
-                # A number dead for SMS may still be on WhatsApp: keep it there.
-                chat_ids[Channel.WHATSAPP] = recipient.phone
-        push = tuple(t for t in recipient.push if ("push", t.token) not in invalid)
-        if push != recipient.push:
-            update["push"] = push
-        if chat_ids != recipient.chat_ids:
-            update["chat_ids"] = chat_ids
-        if recipient.webhook_url and ("webhook", recipient.webhook_url) in invalid:
-            update["webhook_url"] = None
-        return recipient.model_copy(update=update)
+        return without_invalid(Recipient.model_validate_json(row[0]), invalid)
 
     async def find_profile(self, channel: Channel, address: str) -> str | None:
         """The id of the profile that owns an address on a channel."""
@@ -1390,15 +1188,11 @@ class AsyncSQLiteStore(AsyncStore):
                 return held[key]
         # One statement; a suppression wins over an invalid contact point.
         rows = self._all(
-            "SELECT 0, reason FROM suppressions WHERE channel = ? AND address_hash = ?"
-            " UNION ALL SELECT 1, invalid_reason FROM contacts WHERE channel = ?"
-            " AND address = ? AND invalid_at IS NOT NULL",
-            (channel.value, address_hash(channel, normal), channel.value, normal),
+            BLOCKED, (channel.value, address_hash(channel, normal), channel.value, normal)
         )
         if not rows:
             return None
-        kind, reason = min(tuple(row) for row in rows)
-        return f"{'contact_invalid' if kind else 'suppressed'}: {reason}"
+        return block_reason(*min((row["kind"], row["reason"]) for row in rows))
 
     async def hold_reads(self, addresses: Sequence[tuple[Channel, str]]) -> None:
         """Read once what :meth:`blocked` would say of each address, for a batch of sends.
@@ -1408,14 +1202,7 @@ class AsyncSQLiteStore(AsyncStore):
         memory. Another process's suppression made meanwhile counts from the next batch (as
         one made during a send counts from the next send).
         """
-        by_channel: dict[str, dict[str, str]] = {}  # channel: {address: hash}
-        for channel, address in addresses:
-            channel = Channel(channel)
-            normal = _normal_address(channel, address)
-            by_channel.setdefault(channel.value, {})[normal] = address_hash(channel, normal)
-        held: dict[tuple[str, str], str | None] = {
-            (c, a): None for c, known in by_channel.items() for a in known
-        }
+        by_channel, held = group_addresses(addresses)
         found: dict[tuple[str, str], tuple[int, str]] = {}
         with self._lock:
             db = self._connect()
@@ -1440,7 +1227,7 @@ class AsyncSQLiteStore(AsyncStore):
                         if key not in found:  # a suppression wins
                             found[key] = (1, reason)
             for key, (kind, reason) in found.items():
-                held[key] = f"{'contact_invalid' if kind else 'suppressed'}: {reason}"
+                held[key] = block_reason(kind, reason)
             self._held = held
             self._held_health = {}
 
@@ -1502,26 +1289,15 @@ class AsyncSQLiteStore(AsyncStore):
                 " VALUES (?, ?, ?, ?, ?, 'active', ?)",
                 (run_id, key, flow, json.dumps(plan), recipient_id, _ts(now)),
             )
-            for index, (state, due) in enumerate(steps):
-                db.execute(
-                    "INSERT INTO steps (id, run_id, idx, state, due_at, recipient_id, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        f"{run_id}.{index}",
-                        run_id,
-                        index,
-                        state.value,
-                        _ts(due),
-                        recipient_id,
-                        _ts(now),
-                    ),
-                )
+            db.executemany(
+                INSERT_STEP, step_rows(run_id, steps, recipient_id=recipient_id, now=now)
+            )
             return run_id, True
 
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
         """A run as a dict, or ``None``."""
         row = self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
-        return None if row is None else self._run(row)
+        return None if row is None else run_record(row)
 
     async def get_runs(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Several runs at once (one query per 500)."""
@@ -1530,39 +1306,12 @@ class AsyncSQLiteStore(AsyncStore):
         for chunk in _chunks(ids):
             marks = ", ".join("?" * len(chunk))
             rows += self._all(f"SELECT * FROM runs WHERE id IN ({marks})", chunk)  # noqa: S608
-        return {row["id"]: self._run(row) for row in rows}
-
-    @staticmethod
-    def _run(row: sqlite3.Row) -> dict[str, Any]:
-        return {
-            "id": row["id"],
-            "key": row["key"],
-            "flow": row["flow"],
-            "plan": json.loads(row["plan"]),
-            "recipient_id": row["recipient_id"],
-            "state": row["state"],
-            "created_at": _dt(row["created_at"]),
-            "detail": row["detail"],
-        }
-
-    @staticmethod
-    def _step(row: sqlite3.Row) -> StoredStep:
-        return StoredStep(
-            id=row["id"],
-            run_id=row["run_id"],
-            index=row["idx"],
-            state=row["state"],
-            due_at=_dt(row["due_at"]),
-            message_id=row["message_id"],
-            detail=row["detail"],
-            attempts=row["claims"],
-            items=tuple(json.loads(row["items"])) if row["items"] else (),
-        )
+        return {row["id"]: run_record(row) for row in rows}
 
     async def run_steps(self, run_id: str) -> list[StoredStep]:
         """The steps of a run, in order."""
         rows = self._all("SELECT * FROM steps WHERE run_id = ? ORDER BY idx, id", (run_id,))
-        return [self._step(r) for r in rows]
+        return [step_record(r) for r in rows]
 
     async def cancel_runs(
         self,
@@ -1643,23 +1392,7 @@ class AsyncSQLiteStore(AsyncStore):
                 (worker, _ts(now + lease), at, at, limit, at, limit, limit),
             ).fetchall()
         rows.sort(key=lambda r: (r["due_at"] if r["due_at"] is not None else at, r[0]))
-        return [self._step(r) for r in rows]
-
-    async def update_step(
-        self,
-        step_id: str,
-        state: StepState,
-        *,
-        now: datetime,
-        due_at: datetime | None = None,
-        message_id: str | None = None,
-        detail: str | None = None,
-        lease_until: datetime | None = None,
-    ) -> None:
-        """Move a step to ``state``."""
-        await self.update_steps(
-            [StepUpdate(step_id, state, due_at, message_id, detail, lease_until)], now=now
-        )
+        return [step_record(r) for r in rows]
 
     async def update_steps(self, updates: Sequence[StepUpdate], *, now: datetime) -> None:
         """Apply step changes in order, in one transaction; runs left with no open step end."""
@@ -1667,30 +1400,8 @@ class AsyncSQLiteStore(AsyncStore):
             return
         at = _ts(now)
         with self._tx() as db:
-            db.executemany(
-                "UPDATE steps SET state = ?, due_at = COALESCE(?, due_at),"
-                " message_id = COALESCE(?, message_id), detail = COALESCE(?, detail),"
-                " worker = CASE WHEN ? = 'claimed' THEN worker ELSE NULL END,"
-                " lease_until = COALESCE(?, lease_until),"
-                " updated_at = ? WHERE id = ?",
-                [
-                    (
-                        u.state,  # a str enum: bound as its value
-                        _ts(u.due_at),
-                        u.message_id,
-                        u.detail,
-                        u.state,
-                        _ts(u.lease_until),
-                        at,
-                        u.step_id,
-                    )
-                    for u in updates
-                ],
-            )
-            # This store names steps "<run id>.<index>" (create_run, add_digest_item).
-            ended = list(
-                dict.fromkeys(u.step_id.rpartition(".")[0] for u in updates if u.state.is_final)
-            )
+            db.executemany(UPDATE_STEP, step_update_rows(updates, at))
+            ended = ended_runs(updates)
             for chunk in _chunks(ended):
                 marks = ", ".join("?" * len(chunk))
                 db.execute(
@@ -1719,46 +1430,20 @@ class AsyncSQLiteStore(AsyncStore):
                 (digest_key, recipient_id),
             ).fetchone()
             if row is not None:
-                items = json.loads(row["items"])
-                if any(
-                    (i.get("run"), i.get("step")) == (item.get("run"), item.get("step"))
-                    for i in items
-                ):
-                    return str(row["id"])  # the same step again (a retried claim)
-                items.append(item)
-                db.execute(
-                    "UPDATE steps SET items = ?, updated_at = ? WHERE id = ?",
-                    (json.dumps(items, default=str), _ts(now), row["id"]),
-                )
+                added = digest_added(row, item, now=now)
+                if added is not None:
+                    db.execute(ADD_DIGEST_ITEM, added)
                 return str(row["id"])
-            # The digest is a run of its own: canceling one contributing run drops that
-            # run's item when the digest goes, never the digest with everyone else's items.
-            digest_run = uuid.uuid4().hex
-            db.execute(
-                "INSERT INTO runs (id, key, flow, plan, recipient_id, state, created_at)"
-                " VALUES (?, NULL, ?, ?, ?, 'active', ?)",
-                (
-                    digest_run,
-                    f"digest:{digest_key}",
-                    json.dumps({"kind": "digest", "digest_key": digest_key, "opened_by": run_id}),
-                    recipient_id,
-                    _ts(now),
-                ),
+            step_id, run_row, step_row = new_digest(
+                run_id=run_id,
+                digest_key=digest_key,
+                recipient_id=recipient_id,
+                due_at=due_at,
+                item=item,
+                now=now,
             )
-            step_id = f"{digest_run}.digest"
-            db.execute(
-                "INSERT INTO steps (id, run_id, idx, state, due_at, digest_key, recipient_id,"
-                " items, updated_at) VALUES (?, ?, -1, 'pending', ?, ?, ?, ?, ?)",
-                (
-                    step_id,
-                    digest_run,
-                    _ts(due_at),
-                    digest_key,
-                    recipient_id,
-                    json.dumps([item], default=str),
-                    _ts(now),
-                ),
-            )
+            db.execute(INSERT_DIGEST_RUN, run_row)
+            db.execute(INSERT_DIGEST_STEP, step_row)
             return step_id
 
     async def next_due(self) -> datetime | None:
@@ -1785,16 +1470,7 @@ class AsyncSQLiteStore(AsyncStore):
             rows = self._all(_health_sql(len(names)), names)
             if held is not None:
                 held[key] = [(r[0], r[1]) for r in rows]
-        # Remembered for record_health: a success after this look needs no write for a
-        # provider that had no failure counted.
-        if not rows:
-            self._uncounted.update(names)
-            return set()
-        counted = {r[0] for r in rows}
-        self._uncounted.update(name for name in names if name not in counted)
-        self._uncounted.difference_update(counted)
-        at = now.timestamp()
-        return {r[0] for r in rows if r[1] is not None and r[1] > at}
+        return benched(rows, names, uncounted=self._uncounted, now=now)
 
     async def record_health(
         self, name: str, ok: bool, *, now: datetime, threshold: int, cooldown: timedelta
@@ -1827,169 +1503,48 @@ class AsyncSQLiteStore(AsyncStore):
 
     async def history(self, recipient_id: str) -> list[HistoryEntry]:
         """One timeline across channels, oldest first."""
-        entries: list[tuple[float, int, HistoryEntry]] = []
+        entries: list[Timed] = []
         with self._tx(write=False) as db:
             messages = db.execute(
                 "SELECT * FROM messages WHERE recipient_id = ?", (recipient_id,)
             ).fetchall()
             for m in messages:
-                entries.append(
-                    (
-                        m["created_at"],
-                        0,
-                        HistoryEntry(
-                            at=_dt(m["created_at"]),
-                            kind="message",
-                            channel=m["channel"],
-                            provider=m["provider"],
-                            message_id=m["id"],
-                            status=self._first_status(m),
-                            reason=m["reason"] if m["outcome"] in ("skipped", "failed") else None,
-                            flow=m["flow"],
-                        ),
-                    )
+                entries.append(message_entry(m))
+                entries += (
+                    event_entry(m, e)
+                    for e in db.execute(
+                        "SELECT * FROM events WHERE message_id = ? ORDER BY seq", (m["id"],)
+                    ).fetchall()
                 )
-                for e in db.execute(
-                    "SELECT * FROM events WHERE message_id = ? ORDER BY seq", (m["id"],)
-                ).fetchall():
-                    at = e["occurred_at"] if e["occurred_at"] is not None else e["received_at"]
-                    is_status = e["kind"] == "status"
-                    entries.append(
-                        (
-                            at,
-                            1,
-                            HistoryEntry(
-                                at=_dt(at),
-                                kind="status" if is_status else "event",
-                                channel=m["channel"],
-                                provider=e["provider"],
-                                message_id=m["id"],
-                                status=e["value"] if is_status else None,
-                                event=None if is_status else e["value"],
-                                reason=e["reason"],
-                            ),
-                        )
-                    )
-            for i in db.execute(
-                "SELECT * FROM inbound WHERE recipient_id = ?", (recipient_id,)
-            ).fetchall():
-                entries.append(
-                    (
-                        i["received_at"],
-                        2,
-                        HistoryEntry(
-                            at=_dt(i["received_at"]),
-                            kind="inbound",
-                            channel=i["channel"],
-                            provider=i["provider"],
-                            event=EventType.INBOUND,
-                            text=i["text"],
-                        ),
-                    )
-                )
-            for b in db.execute(
-                "SELECT * FROM business_events WHERE recipient_id = ?", (recipient_id,)
-            ).fetchall():
-                entries.append(
-                    (
-                        b["occurred_at"],
-                        3,
-                        HistoryEntry(
-                            at=_dt(b["occurred_at"]), kind="business_event", text=b["name"]
-                        ),
-                    )
-                )
-            for s in db.execute(
-                "SELECT steps.*, runs.flow AS flow FROM steps JOIN runs ON runs.id = steps.run_id"
-                " WHERE steps.recipient_id = ?"
-                " AND steps.state IN ('skipped', 'canceled', 'unknown')",
-                (recipient_id,),
-            ).fetchall():
-                entries.append(
-                    (
-                        s["updated_at"],
-                        4,
-                        HistoryEntry(
-                            at=_dt(s["updated_at"]),
-                            kind="step",
-                            text=f"step {s['idx']} {s['state']}: {s['detail'] or ''}".strip(),
-                            reason=s["state"],
-                            message_id=s["message_id"],
-                            flow=s["flow"],
-                        ),
-                    )
-                )
-        entries.sort(key=lambda e: (e[0], e[1]))
-        return [e[2] for e in entries]
-
-    @staticmethod
-    def _first_status(row: sqlite3.Row) -> DeliveryStatus:
-        attempts = json.loads(row["attempts"])
-        for attempt in attempts:
-            if attempt["outcome"] == "sent" and attempt.get("receipt"):
-                return DeliveryStatus(attempt["receipt"]["status"])
-        outcome = row["outcome"]
-        if outcome in ("failed", "skipped"):
-            status = DeliveryStatus(row["status"])
-            return status if status.is_terminal else DeliveryStatus.FAILED
-        return DeliveryStatus(row["status"]) if outcome != "sent" else DeliveryStatus.ACCEPTED
+            entries += (
+                inbound_entry(i)
+                for i in db.execute(
+                    "SELECT * FROM inbound WHERE recipient_id = ?", (recipient_id,)
+                ).fetchall()
+            )
+            entries += (
+                business_entry(b)
+                for b in db.execute(
+                    "SELECT * FROM business_events WHERE recipient_id = ?", (recipient_id,)
+                ).fetchall()
+            )
+            entries += (
+                step_entry(s)
+                for s in db.execute(
+                    "SELECT steps.*, runs.flow AS flow FROM steps"
+                    " JOIN runs ON runs.id = steps.run_id WHERE steps.recipient_id = ?"
+                    " AND steps.state IN ('skipped', 'canceled', 'unknown')",
+                    (recipient_id,),
+                ).fetchall()
+            )
+        return timeline(entries)
 
     async def report(self, *, since: datetime, until: datetime, by: str) -> Report:
         """Counts per ``channel``, ``provider``, ``category`` or ``flow``."""
-        if by not in ("channel", "provider", "category", "flow"):
-            raise ValueError("by must be 'channel', 'provider', 'category' or 'flow'")
-        groups: dict[str | None, dict[str, Any]] = {}
-        total: dict[str, Any] = {}
+        sql = report_sql(by)
         with self._read() as db:
-            rows = db.execute(
-                f"SELECT {by} AS key, outcome, status, reason, accepted, delivered_at,"  # noqa: S608
-                " read_at, opened_at, clicked_at FROM messages"
-                " WHERE created_at >= ? AND created_at < ?",
-                (_ts(since), _ts(until)),
-            ).fetchall()
-        for row in rows:
-            for bucket in (groups.setdefault(row["key"], {}), total):
-                self._count(bucket, row)
-        return Report(
-            since=since,
-            until=until,
-            by=by,
-            rows=tuple(
-                ReportRow(key=key, **counts)
-                for key, counts in sorted(
-                    groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")
-                )
-            ),
-            total=ReportRow(key=None, **total),
-        )
-
-    @staticmethod
-    def _count(bucket: dict[str, Any], row: sqlite3.Row) -> None:
-        def add(name: str) -> None:
-            bucket[name] = bucket.get(name, 0) + 1
-
-        add("messages")
-        if row["accepted"]:
-            add("sent")
-        if row["delivered_at"] is not None:
-            add("delivered")
-        if row["read_at"] is not None:
-            add("read")
-        if row["opened_at"] is not None:
-            add("opened")
-        if row["clicked_at"] is not None:
-            add("clicked")
-        if row["outcome"] == "failed":
-            add("failed")
-            if row["accepted"]:
-                add("failed_after_sent")
-            reasons = bucket.setdefault("failure_reasons", {})
-            reason = row["reason"] or row["status"]
-            reasons[reason] = reasons.get(reason, 0) + 1
-        elif row["outcome"] == "skipped":
-            add("skipped")
-        elif row["outcome"] == "unknown":
-            add("unknown")
+            rows = db.execute(sql, (_ts(since), _ts(until))).fetchall()
+        return tally(rows, since=since, until=until, by=by)
 
     async def forget(self, recipient_id: str) -> dict[str, int]:
         """Erase a person's data (suppressions keep only a hash of the address)."""

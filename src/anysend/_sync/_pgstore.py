@@ -5,7 +5,9 @@
 the epoch, from the clock the client was given, never the server's) in a schema of its own,
 on psycopg 3 with a connection pool. This file is the source of truth:
 ``anysend/_sync/_pgstore.py`` (``PostgresStore``) is generated from it by
-``scripts/unasync.py``.
+``scripts/unasync.py``. What both stores write and read back, and how an event moves a
+message, is decided once, in ``anysend/_storelogic.py``; this file holds what PostgreSQL does
+differently: its connections, locks and dialect.
 
 Where SQLite runs every write in one ``BEGIN IMMEDIATE`` transaction (one writer at a time),
 PostgreSQL runs them side by side at ``READ COMMITTED``; what must not interleave is made
@@ -29,7 +31,6 @@ import hashlib
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -44,7 +45,6 @@ from anysend._records import (
     IngestOutcome,
     PendingMessage,
     Report,
-    ReportRow,
     ResultToSave,
     StepState,
     StepUpdate,
@@ -52,20 +52,52 @@ from anysend._records import (
     StoredStep,
 )
 from anysend._results import SendResult
-from anysend._status import DeliveryStatus, EventType
-from anysend._sync._store import (
-    _FAILED,
-    _SETTLED,
-    SQLiteStore,
-    Store,
+from anysend._status import DeliveryStatus
+from anysend._storelogic import (
+    ADD_DIGEST_ITEM,
+    ADOPT_EVENTS,
+    BLOCKED,
+    EVENT_COLUMNS,
+    INBOUND_COLUMNS,
+    INSERT_DIGEST_RUN,
+    INSERT_DIGEST_STEP,
+    INSERT_STEP,
+    UPDATE_STEP,
+    UPSERT_RESULT,
+    Timed,
     _contact_points,
     _dt,
-    _event_dedup,
-    _inbound_dedup,
     _normal_address,
     _ts,
     address_hash,
+    benched,
+    block_reason,
+    business_entry,
+    digest_added,
+    ended_runs,
+    event_entry,
+    event_row,
+    event_update,
+    group_addresses,
+    inbound_entry,
+    inbound_row,
+    message_entry,
+    message_record,
+    new_digest,
+    pending_migrations,
+    pyformat,
+    report_sql,
+    result_row,
+    run_record,
+    step_entry,
+    step_record,
+    step_rows,
+    step_update_rows,
+    tally,
+    timeline,
+    without_invalid,
 )
+from anysend._sync._store import _BatchStore
 from anysend._synchronization import Lock
 
 if TYPE_CHECKING:
@@ -293,11 +325,6 @@ def _positive(name: str, value: Any) -> int:
     return number
 
 
-def _row(row: DictRow) -> Any:
-    """A row for the SQLite store's row readers (they read columns by name)."""
-    return row
-
-
 def _fetchone(conn: Conn, query: str, params: Any = None) -> DictRow | None:
     """The first row of one statement on ``conn``."""
     return (conn.execute(query, params)).fetchone()
@@ -308,7 +335,7 @@ def _fetchall(conn: Conn, query: str, params: Any = None) -> list[DictRow]:
     return (conn.execute(query, params)).fetchall()
 
 
-class PostgresStore(Store):
+class PostgresStore(_BatchStore):
     """The store in a PostgreSQL database: for several workers and machines.
 
     Args:
@@ -452,15 +479,9 @@ class PostgresStore(Store):
                 )
                 row = _fetchone(conn, "SELECT value FROM anysend_meta WHERE key = 'schema'")
                 version = int(row["value"]) if row else 0
-                if version > len(_MIGRATIONS):
-                    raise ConfigurationError(
-                        f"the store's schema is version {version}; this anysend knows up to "
-                        f"{len(_MIGRATIONS)}: upgrade anysend"
-                    )
-                for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
+                for number, statements in pending_migrations(version, _MIGRATIONS):
+                    for statement in statements:
+                        conn.execute(statement)
                     conn.execute(
                         "INSERT INTO anysend_meta (key, value) VALUES ('schema', %s)"
                         " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -520,22 +541,6 @@ class PostgresStore(Store):
 
     # -- messages -------------------------------------------------------------------------------
 
-    def begin_message(
-        self,
-        message_id: str,
-        *,
-        now: datetime,
-        recipient_id: str | None,
-        category: str | None,
-        run_id: str | None = None,
-        step_id: str | None = None,
-        flow: str | None = None,
-    ) -> None:
-        """Record a message about to be sent (status ``pending``)."""
-        self.begin_messages(
-            [PendingMessage(message_id, recipient_id, category, run_id, step_id, flow)], now=now
-        )
-
     def begin_messages(self, messages: Sequence[PendingMessage], *, now: datetime) -> None:
         """Record messages about to be sent (status ``pending``), in one transaction."""
         if not messages:
@@ -561,23 +566,6 @@ class PostgresStore(Store):
         with self._tx() as conn:
             conn.execute("DELETE FROM messages WHERE outcome = 'pending' AND id = ANY(%s)", (ids,))
 
-    def save_result(
-        self,
-        result: SendResult,
-        *,
-        now: datetime,
-        recipient_id: str | None,
-        category: str | None,
-        run_id: str | None = None,
-        step_id: str | None = None,
-        flow: str | None = None,
-    ) -> DeliveryStatus:
-        """Record a send's outcome and apply events that were waiting for it."""
-        saved = self.save_results(
-            [ResultToSave(result, recipient_id, category, run_id, step_id, flow)], now=now
-        )
-        return saved[0]
-
     def save_results(
         self, results: Sequence[ResultToSave], *, now: datetime
     ) -> list[DeliveryStatus]:
@@ -588,7 +576,7 @@ class PostgresStore(Store):
         rows: list[tuple[Any, ...]] = []
         refs: list[tuple[str, str, str]] = []
         for item in results:
-            row, sent_refs = SQLiteStore._result_row(item, at)
+            row, sent_refs = result_row(item, at)
             # str enums as their values (psycopg would otherwise pick an enum's name).
             rows.append(tuple(getattr(v, "value", v) for v in row))
             refs += sent_refs
@@ -602,22 +590,7 @@ class PostgresStore(Store):
                 + [(self.schema, "r", provider, pmid) for provider, pmid, _ in refs],
             )
             with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO messages (id, recipient_id, category, channel, provider, address,"
-                    " status, outcome, reason, accepted, flow, run_id, step_id, attempts,"
-                    " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                    " %s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT (id) DO UPDATE SET recipient_id = EXCLUDED.recipient_id,"
-                    " category = EXCLUDED.category, channel = EXCLUDED.channel,"
-                    " provider = EXCLUDED.provider, address = EXCLUDED.address,"
-                    " status = EXCLUDED.status, outcome = EXCLUDED.outcome,"
-                    " reason = EXCLUDED.reason, accepted = EXCLUDED.accepted,"
-                    " flow = EXCLUDED.flow, run_id = EXCLUDED.run_id,"
-                    " step_id = EXCLUDED.step_id, attempts = EXCLUDED.attempts,"
-                    " opened_at = NULL, clicked_at = NULL, delivered_at = NULL, read_at = NULL,"
-                    " updated_at = EXCLUDED.updated_at",
-                    rows,
-                )
+                cur.executemany(pyformat(UPSERT_RESULT), rows)
                 if refs:
                     cur.executemany(
                         "INSERT INTO provider_refs (provider, provider_message_id, message_id)"
@@ -630,8 +603,7 @@ class PostgresStore(Store):
                     )
                     if waiting:
                         cur.executemany(
-                            "UPDATE events SET message_id = %s WHERE message_id IS NULL"
-                            " AND provider = %s AND provider_message_id = %s",
+                            pyformat(ADOPT_EVENTS),
                             [(message_id, provider, pmid) for provider, pmid, message_id in refs],
                         )
             # Events that came before the send was recorded (a fast callback): apply them now.
@@ -650,44 +622,12 @@ class PostgresStore(Store):
         conn: Conn, message_id: str, status: DeliveryStatus, row: dict[str, Any]
     ) -> tuple[DeliveryStatus, bool, bool]:
         """Apply one stored event to its message; (status, status changed, first event)."""
-        at = row["occurred_at"] if row["occurred_at"] is not None else row["received_at"]
-        if row["kind"] == "status":
-            new = DeliveryStatus(row["value"])
-            changed = status.can_move_to(new)
-            fields: list[str] = []
-            params: list[Any] = []
-            # The earliest report wins: a late "delivered" is older than the "read".
-            if new in _SETTLED:
-                fields.append(
-                    "delivered_at = CASE WHEN delivered_at IS NULL OR delivered_at > %s"
-                    " THEN %s ELSE delivered_at END"
-                )
-                params += (at, at)
-            if new is DeliveryStatus.READ:
-                fields.append(
-                    "read_at = CASE WHEN read_at IS NULL OR read_at > %s THEN %s ELSE read_at END"
-                )
-                params += (at, at)
-            if changed:
-                fields.append("status = %s, updated_at = %s")
-                params += (new.value, row["received_at"])
-                if new.value in _FAILED:
-                    fields.append("outcome = 'failed', reason = %s")
-                    params.append(row["reason"] or row["raw_status"])
-            if fields:
-                conn.execute(
-                    f"UPDATE messages SET {', '.join(fields)} WHERE id = %s",  # noqa: S608
-                    (*params, message_id),
-                )
-            return (new, True, False) if changed else (status, False, False)
-        stamp = {"opened": "opened_at", "clicked": "clicked_at"}.get(row["value"])
-        if stamp is None:
-            return status, False, False
-        cursor = conn.execute(
-            f"UPDATE messages SET {stamp} = %s WHERE id = %s AND {stamp} IS NULL",  # noqa: S608
-            (at, message_id),
-        )
-        return status, False, cursor.rowcount > 0
+        update = event_update(status, row)
+        first = False
+        if update.sql is not None:
+            cursor = conn.execute(pyformat(update.sql), (*update.params, message_id))
+            first = update.stamps and cursor.rowcount > 0
+        return update.status, update.changed, first
 
     def get_message(self, message_id: str) -> StoredMessage | None:
         """One message with its attempts, or ``None``."""
@@ -711,10 +651,7 @@ class PostgresStore(Store):
                 ([row["id"] for row in rows],),
             ):
                 refs.setdefault(ref["message_id"], []).append(ref["provider_message_id"])
-        return {
-            row["id"]: SQLiteStore._message(_row(row), tuple(refs.get(row["id"], ())))
-            for row in rows
-        }
+        return {row["id"]: message_record(row, tuple(refs.get(row["id"], ()))) for row in rows}
 
     def ingest(self, event: DeliveryEvent, *, now: datetime) -> IngestOutcome:
         """Store a delivery event once; move its message's status forward only.
@@ -722,17 +659,6 @@ class PostgresStore(Store):
         One transaction, as in the SQLite store; the message's row is locked while its
         status moves, and the event waits for a send of the same message being recorded.
         """
-        kind, value = (
-            ("status", event.status.value) if event.status else ("event", str(event.event.value))  # type: ignore[union-attr]
-        )
-        stored: dict[str, Any] = {
-            "kind": kind,
-            "value": value,
-            "raw_status": event.raw_status,
-            "reason": event.reason.value if event.reason else None,
-            "occurred_at": _ts(event.occurred_at),
-            "received_at": _ts(now),
-        }
         with self._tx() as conn:
             message = None
             if event.message_id is not None:
@@ -753,26 +679,13 @@ class PostgresStore(Store):
                     (event.provider, event.provider_message_id),
                 )
             message_id = None if message is None else message["id"]
+            stored, row = event_row(event, message_id, now=now)
             inserted = _fetchone(
                 conn,
-                "INSERT INTO events (dedup, message_id, provider, provider_message_id,"
-                " kind, value, raw_status, reason, recipient, occurred_at, received_at, raw)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (dedup) DO NOTHING RETURNING seq",
-                (
-                    _event_dedup(event),
-                    message_id or event.message_id,
-                    event.provider,
-                    event.provider_message_id,
-                    kind,
-                    value,
-                    stored["raw_status"],
-                    stored["reason"],
-                    event.recipient,
-                    stored["occurred_at"],
-                    stored["received_at"],
-                    json.dumps(event.raw, default=str),
+                pyformat(
+                    "INSERT INTO " + EVENT_COLUMNS + " ON CONFLICT (dedup) DO NOTHING RETURNING seq"
                 ),
+                row,
             )
             if inserted is None:
                 return IngestOutcome(new=False, message_id=message_id)
@@ -812,21 +725,8 @@ class PostgresStore(Store):
         """Store an inbound message once; ``False`` if it was stored before."""
         with self._tx() as conn:
             cursor = conn.execute(
-                "INSERT INTO inbound (dedup, recipient_id, provider, channel, sender,"
-                " text, subject, provider_message_id, received_at, raw)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (dedup) DO NOTHING",
-                (
-                    _inbound_dedup(message),
-                    recipient_id,
-                    message.provider,
-                    message.channel.value,
-                    message.sender,
-                    message.text,
-                    message.subject,
-                    message.provider_message_id,
-                    _ts(message.received_at or now),
-                    json.dumps(message.raw, default=str),
-                ),
+                pyformat("INSERT INTO " + INBOUND_COLUMNS + " ON CONFLICT (dedup) DO NOTHING"),
+                inbound_row(message, now=now, recipient_id=recipient_id),
             )
             return cursor.rowcount > 0
 
@@ -927,29 +827,7 @@ class PostgresStore(Store):
                     (recipient_id,),
                 )
             }
-        recipient = Recipient.model_validate_json(row["data"])
-        if not invalid:
-            return recipient
-        update: dict[str, Any] = {}
-        if recipient.email and ("email", recipient.email.lower()) in invalid:
-            update["email"] = None
-        chat_ids = {
-            c: v for c, v in recipient.chat_ids.items() if (Channel(c).value, v) not in invalid
-        }
-        if recipient.phone and ("sms", recipient.phone) in invalid:
-            update["phone"] = None
-            whatsapp = ("whatsapp", recipient.phone)
-            if Channel.WHATSAPP not in recipient.chat_ids and whatsapp not in invalid:
-                # A number dead for SMS may still be on WhatsApp: keep it there.
-                chat_ids[Channel.WHATSAPP] = recipient.phone
-        push = tuple(t for t in recipient.push if ("push", t.token) not in invalid)
-        if push != recipient.push:
-            update["push"] = push
-        if chat_ids != recipient.chat_ids:
-            update["chat_ids"] = chat_ids
-        if recipient.webhook_url and ("webhook", recipient.webhook_url) in invalid:
-            update["webhook_url"] = None
-        return recipient.model_copy(update=update)
+        return without_invalid(Recipient.model_validate_json(row["data"]), invalid)
 
     def find_profile(self, channel: Channel, address: str) -> str | None:
         """The id of the profile that owns an address on a channel."""
@@ -1015,15 +893,11 @@ class PostgresStore(Store):
                 return held[key]
         # One statement; a suppression wins over an invalid contact point.
         rows = self._all(
-            "SELECT 0 AS kind, reason FROM suppressions WHERE channel = %s AND address_hash = %s"
-            " UNION ALL SELECT 1, invalid_reason FROM contacts WHERE channel = %s"
-            " AND address = %s AND invalid_at IS NOT NULL",
-            (channel.value, address_hash(channel, normal), channel.value, normal),
+            pyformat(BLOCKED), (channel.value, address_hash(channel, normal), channel.value, normal)
         )
         if not rows:
             return None
-        kind, reason = min((row["kind"], row["reason"]) for row in rows)
-        return f"{'contact_invalid' if kind else 'suppressed'}: {reason}"
+        return block_reason(*min((row["kind"], row["reason"]) for row in rows))
 
     def hold_reads(self, addresses: Sequence[tuple[Channel, str]]) -> None:
         """Read once what :meth:`blocked` would say of each address, for a batch of sends.
@@ -1032,14 +906,7 @@ class PostgresStore(Store):
         :meth:`blocked` answers those addresses, and :meth:`unhealthy` a list of names it
         was asked before, from memory.
         """
-        by_channel: dict[str, dict[str, str]] = {}  # channel: {address: hash}
-        for channel, address in addresses:
-            channel = Channel(channel)
-            normal = _normal_address(channel, address)
-            by_channel.setdefault(channel.value, {})[normal] = address_hash(channel, normal)
-        held: dict[tuple[str, str], str | None] = {
-            (c, a): None for c, known in by_channel.items() for a in known
-        }
+        by_channel, held = group_addresses(addresses)
         found: dict[tuple[str, str], tuple[int, str]] = {}
         with self._tx(write=False) as conn:
             for channel_value, known in by_channel.items():
@@ -1061,7 +928,7 @@ class PostgresStore(Store):
                     if key not in found:  # a suppression wins
                         found[key] = (1, row["invalid_reason"])
         for key, (kind, reason) in found.items():
-            held[key] = f"{'contact_invalid' if kind else 'suppressed'}: {reason}"
+            held[key] = block_reason(kind, reason)
         self._held = held
         self._held_health = {}
 
@@ -1133,27 +1000,15 @@ class PostgresStore(Store):
             if steps:
                 with conn.cursor() as cur:
                     cur.executemany(
-                        "INSERT INTO steps (id, run_id, idx, state, due_at, recipient_id,"
-                        " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        [
-                            (
-                                f"{run_id}.{index}",
-                                run_id,
-                                index,
-                                state.value,
-                                _ts(due),
-                                recipient_id,
-                                _ts(now),
-                            )
-                            for index, (state, due) in enumerate(steps)
-                        ],
+                        pyformat(INSERT_STEP),
+                        step_rows(run_id, steps, recipient_id=recipient_id, now=now),
                     )
             return run_id, True
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """A run as a dict, or ``None``."""
         row = self._one("SELECT * FROM runs WHERE id = %s", (run_id,))
-        return None if row is None else SQLiteStore._run(_row(row))
+        return None if row is None else run_record(row)
 
     def get_runs(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Several runs at once (one query)."""
@@ -1161,12 +1016,12 @@ class PostgresStore(Store):
         if not ids:
             return {}
         rows = self._all("SELECT * FROM runs WHERE id = ANY(%s)", (ids,))
-        return {row["id"]: SQLiteStore._run(_row(row)) for row in rows}
+        return {row["id"]: run_record(row) for row in rows}
 
     def run_steps(self, run_id: str) -> list[StoredStep]:
         """The steps of a run, in order."""
         rows = self._all("SELECT * FROM steps WHERE run_id = %s ORDER BY idx, id", (run_id,))
-        return [SQLiteStore._step(_row(r)) for r in rows]
+        return [step_record(r) for r in rows]
 
     def cancel_runs(
         self,
@@ -1243,23 +1098,7 @@ class PostgresStore(Store):
         )
         self._held = self._held_health = None
         rows.sort(key=lambda r: (r["due_at"] if r["due_at"] is not None else at, r["seq"]))
-        return [SQLiteStore._step(_row(r)) for r in rows]
-
-    def update_step(
-        self,
-        step_id: str,
-        state: StepState,
-        *,
-        now: datetime,
-        due_at: datetime | None = None,
-        message_id: str | None = None,
-        detail: str | None = None,
-        lease_until: datetime | None = None,
-    ) -> None:
-        """Move a step to ``state``."""
-        self.update_steps(
-            [StepUpdate(step_id, state, due_at, message_id, detail, lease_until)], now=now
-        )
+        return [step_record(r) for r in rows]
 
     def update_steps(self, updates: Sequence[StepUpdate], *, now: datetime) -> None:
         """Apply step changes in order, in one transaction; runs left with no open step end."""
@@ -1268,33 +1107,14 @@ class PostgresStore(Store):
         at = _ts(now)
         # This store names steps "<run id>.<index>" (create_run, add_digest_item).
         runs = sorted({u.step_id.rpartition(".")[0] for u in updates})
-        ended = sorted({u.step_id.rpartition(".")[0] for u in updates if u.state.is_final})
+        ended = ended_runs(updates)
         with self._tx() as conn:
             # The runs first, in one order (as cancel_runs): two workers closing a run's last
             # two steps at once take turns, and the second sees the first's step closed and
             # ends the run; changes to one run's steps never deadlock.
             conn.execute("SELECT id FROM runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (runs,))
             with conn.cursor() as cur:
-                cur.executemany(
-                    "UPDATE steps SET state = %s, due_at = COALESCE(%s, due_at),"
-                    " message_id = COALESCE(%s, message_id), detail = COALESCE(%s, detail),"
-                    " worker = CASE WHEN %s = 'claimed' THEN worker ELSE NULL END,"
-                    " lease_until = COALESCE(%s, lease_until),"
-                    " updated_at = %s WHERE id = %s",
-                    [
-                        (
-                            u.state.value,
-                            _ts(u.due_at),
-                            u.message_id,
-                            u.detail,
-                            u.state.value,
-                            _ts(u.lease_until),
-                            at,
-                            u.step_id,
-                        )
-                        for u in updates
-                    ],
-                )
+                cur.executemany(pyformat(UPDATE_STEP), step_update_rows(updates, at))
             if ended:
                 conn.execute(
                     "UPDATE runs SET state = 'done', ended_at = %s WHERE state = 'active'"
@@ -1325,46 +1145,20 @@ class PostgresStore(Store):
                 (digest_key, recipient_id),
             )
             if row is not None:
-                items = json.loads(row["items"])
-                if any(
-                    (i.get("run"), i.get("step")) == (item.get("run"), item.get("step"))
-                    for i in items
-                ):
-                    return str(row["id"])  # the same step again (a retried claim)
-                items.append(item)
-                conn.execute(
-                    "UPDATE steps SET items = %s, updated_at = %s WHERE id = %s",
-                    (json.dumps(items, default=str), _ts(now), row["id"]),
-                )
+                added = digest_added(row, item, now=now)
+                if added is not None:
+                    conn.execute(pyformat(ADD_DIGEST_ITEM), added)
                 return str(row["id"])
-            # The digest is a run of its own: canceling one contributing run drops that
-            # run's item when the digest goes, never the digest with everyone else's items.
-            digest_run = uuid.uuid4().hex
-            conn.execute(
-                "INSERT INTO runs (id, key, flow, plan, recipient_id, state, created_at)"
-                " VALUES (%s, NULL, %s, %s, %s, 'active', %s)",
-                (
-                    digest_run,
-                    f"digest:{digest_key}",
-                    json.dumps({"kind": "digest", "digest_key": digest_key, "opened_by": run_id}),
-                    recipient_id,
-                    _ts(now),
-                ),
+            step_id, run_row, step_row = new_digest(
+                run_id=run_id,
+                digest_key=digest_key,
+                recipient_id=recipient_id,
+                due_at=due_at,
+                item=item,
+                now=now,
             )
-            step_id = f"{digest_run}.digest"
-            conn.execute(
-                "INSERT INTO steps (id, run_id, idx, state, due_at, digest_key, recipient_id,"
-                " items, updated_at) VALUES (%s, %s, -1, 'pending', %s, %s, %s, %s, %s)",
-                (
-                    step_id,
-                    digest_run,
-                    _ts(due_at),
-                    digest_key,
-                    recipient_id,
-                    json.dumps([item], default=str),
-                    _ts(now),
-                ),
-            )
+            conn.execute(pyformat(INSERT_DIGEST_RUN), run_row)
+            conn.execute(pyformat(INSERT_DIGEST_STEP), step_row)
             return step_id
 
     def next_due(self) -> datetime | None:
@@ -1394,16 +1188,7 @@ class PostgresStore(Store):
             rows = [(r["provider"], r["benched_until"]) for r in found]
             if held is not None:
                 held[key] = rows
-        # Remembered for record_health: a success after this look needs no write for a
-        # provider that had no failure counted.
-        if not rows:
-            self._uncounted.update(names)
-            return set()
-        counted = {r[0] for r in rows}
-        self._uncounted.update(name for name in names if name not in counted)
-        self._uncounted.difference_update(counted)
-        at = now.timestamp()
-        return {r[0] for r in rows if r[1] is not None and r[1] > at}
+        return benched(rows, names, uncounted=self._uncounted, now=now)
 
     def record_health(
         self, name: str, ok: bool, *, now: datetime, threshold: int, cooldown: timedelta
@@ -1439,7 +1224,7 @@ class PostgresStore(Store):
 
     def history(self, recipient_id: str) -> list[HistoryEntry]:
         """One timeline across channels, oldest first."""
-        entries: list[tuple[float, int, int, HistoryEntry]] = []
+        entries: list[Timed] = []
         with self._tx(write=False) as conn:
             messages = _fetchall(
                 conn, "SELECT * FROM messages WHERE recipient_id = %s ORDER BY seq", (recipient_id,)
@@ -1470,121 +1255,18 @@ class PostgresStore(Store):
             by_message.setdefault(e["message_id"], []).append(e)
         # Ties in time are broken as the SQLite store does: by kind, then in the order the
         # records were written (messages, each followed by its events, then the rest).
-        order = 0
         for m in messages:
-            order += 1
-            entries.append(
-                (
-                    m["created_at"],
-                    0,
-                    order,
-                    HistoryEntry(
-                        at=_dt(m["created_at"]),
-                        kind="message",
-                        channel=m["channel"],
-                        provider=m["provider"],
-                        message_id=m["id"],
-                        status=SQLiteStore._first_status(_row(m)),
-                        reason=m["reason"] if m["outcome"] in ("skipped", "failed") else None,
-                        flow=m["flow"],
-                    ),
-                )
-            )
-            for e in by_message.get(m["id"], []):
-                order += 1
-                at = e["occurred_at"] if e["occurred_at"] is not None else e["received_at"]
-                is_status = e["kind"] == "status"
-                entries.append(
-                    (
-                        at,
-                        1,
-                        order,
-                        HistoryEntry(
-                            at=_dt(at),
-                            kind="status" if is_status else "event",
-                            channel=m["channel"],
-                            provider=e["provider"],
-                            message_id=m["id"],
-                            status=e["value"] if is_status else None,
-                            event=None if is_status else e["value"],
-                            reason=e["reason"],
-                        ),
-                    )
-                )
-        for i in inbound:
-            order += 1
-            entries.append(
-                (
-                    i["received_at"],
-                    2,
-                    order,
-                    HistoryEntry(
-                        at=_dt(i["received_at"]),
-                        kind="inbound",
-                        channel=i["channel"],
-                        provider=i["provider"],
-                        event=EventType.INBOUND,
-                        text=i["text"],
-                    ),
-                )
-            )
-        for b in business:
-            order += 1
-            entries.append(
-                (
-                    b["occurred_at"],
-                    3,
-                    order,
-                    HistoryEntry(at=_dt(b["occurred_at"]), kind="business_event", text=b["name"]),
-                )
-            )
-        for s in steps:
-            order += 1
-            entries.append(
-                (
-                    s["updated_at"],
-                    4,
-                    order,
-                    HistoryEntry(
-                        at=_dt(s["updated_at"]),
-                        kind="step",
-                        text=f"step {s['idx']} {s['state']}: {s['detail'] or ''}".strip(),
-                        reason=s["state"],
-                        message_id=s["message_id"],
-                        flow=s["flow"],
-                    ),
-                )
-            )
-        entries.sort(key=lambda e: (e[0], e[1], e[2]))
-        return [e[3] for e in entries]
+            entries.append(message_entry(m))
+            entries += (event_entry(m, e) for e in by_message.get(m["id"], []))
+        entries += map(inbound_entry, inbound)
+        entries += map(business_entry, business)
+        entries += map(step_entry, steps)
+        return timeline(entries)
 
     def report(self, *, since: datetime, until: datetime, by: str) -> Report:
         """Counts per ``channel``, ``provider``, ``category`` or ``flow``."""
-        if by not in ("channel", "provider", "category", "flow"):
-            raise ValueError("by must be 'channel', 'provider', 'category' or 'flow'")
-        groups: dict[str | None, dict[str, Any]] = {}
-        total: dict[str, Any] = {}
-        rows = self._all(
-            f"SELECT {by} AS key, outcome, status, reason, accepted, delivered_at,"  # noqa: S608
-            " read_at, opened_at, clicked_at FROM messages"
-            " WHERE created_at >= %s AND created_at < %s",
-            (_ts(since), _ts(until)),
-        )
-        for row in rows:
-            for bucket in (groups.setdefault(row["key"], {}), total):
-                SQLiteStore._count(bucket, _row(row))
-        return Report(
-            since=since,
-            until=until,
-            by=by,
-            rows=tuple(
-                ReportRow(key=key, **counts)
-                for key, counts in sorted(
-                    groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")
-                )
-            ),
-            total=ReportRow(key=None, **total),
-        )
+        rows = self._all(pyformat(report_sql(by)), (_ts(since), _ts(until)))
+        return tally(rows, since=since, until=until, by=by)
 
     def forget(self, recipient_id: str) -> dict[str, int]:
         """Erase a person's data (suppressions keep only a hash of the address)."""
