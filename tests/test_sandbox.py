@@ -420,6 +420,20 @@ def test_sandbox_true_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         anysend.Client([twilio], sandbox="127.0.0.1:8780")
 
 
+def test_sandbox_refuses_an_adapter_that_would_leave_the_machine() -> None:
+    """With ``sandbox=``, SMTP to a real host is refused before anything is sent."""
+    from anysend.providers.smtp import SMTP
+
+    real = SMTP(host="smtp.example.com", port=587, sender="shop@example.com")
+    with pytest.raises(anysend.ConfigurationError, match=r"smtp \(smtp\.example\.com\)"):
+        anysend.Client([real], sandbox="http://127.0.0.1:8780")
+    with pytest.raises(anysend.ConfigurationError, match="smtp"):
+        anysend.AsyncClient([real], sandbox=True)
+    local = SMTP(host="127.0.0.1", port=2525, sender="shop@example.com")
+    anysend.Client([local], sandbox="http://127.0.0.1:8780").close()  # the sandbox's own
+    anysend.Client([real]).close()  # without sandbox= it is the application's choice
+
+
 def test_env_configures_the_same_providers() -> None:
     """``sandbox.env()`` gives ANYSEND_* variables that from_env turns into working adapters."""
     with running(smtp_port=0) as sandbox:

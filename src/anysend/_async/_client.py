@@ -213,7 +213,25 @@ def _sandbox_urls(sandbox: bool | str, providers: Sequence[Provider]) -> dict[st
     else:
         raise ConfigurationError("sandbox= takes True or the sandbox's http(s) URL")
     url = url.rstrip("/")
+    # A sandbox promises that nothing leaves the machine: refuse an adapter that would still
+    # reach a server of its own (SMTP to a real host); HTTP adapters all go to the sandbox.
+    leaving = [
+        f"{p.name} ({host})"
+        for p in providers
+        if not p.is_http()
+        and isinstance(host := getattr(p.settings, "host", None), str)
+        and host.lower().strip("[]") not in _LOOPBACK
+    ]
+    if leaving:
+        raise ConfigurationError(
+            f"sandbox= would still send through {', '.join(leaving)}: point it at the "
+            "sandbox's SMTP server (anysend sandbox --smtp-port, sandbox.providers()) or "
+            "leave it out"
+        )
     return {p.name: f"{url}/{p.name}" for p in providers if p.is_http()}
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _raw_hooks(provider: Provider) -> bool:
@@ -265,7 +283,8 @@ class AsyncClient:
         sandbox: send every HTTP adapter's requests to an ``anysend sandbox``: ``True`` for
             the one at ``ANYSEND_SANDBOX_URL`` (default ``http://127.0.0.1:8780``), or its
             URL. Each provider's requests then go to ``{url}/{provider name}``; an entry of
-            ``base_urls`` wins for its provider.
+            ``base_urls`` wins for its provider. An adapter that is not HTTP and would reach a
+            host other than 127.0.0.1 (SMTP) is refused (``ConfigurationError``).
         check_deliverability: look up email domains in DNS when validating (off by default).
         idempotency_ttl: seconds an idempotency key is remembered.
         store: where messages, statuses, flows and profiles are kept: an
