@@ -967,3 +967,367 @@ def test_worker_log_level_choices(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "worker", "--log-level", "LOUD")
     assert code == 2
     assert "argument --log-level: invalid choice: 'LOUD'" in err
+
+
+# -- check: the other providers' authenticated reads (#9) ---------------------------------------
+
+PLIVO_ID = "MA" + "A" * 18
+DISCORD_HOOK = "https://discord.com/api/webhooks/123456/discord-secret-token"
+
+#: Per adapter: its URL, the secret that must never be printed, and the exact request made.
+PROBED = [
+    pytest.param(
+        "whatsapp://100000000000002:wa-secret-token@default",
+        "wa-secret-token",
+        "GET",
+        "https://graph.facebook.com/v25.0/100000000000002",
+        {"authorization": "Bearer wa-secret-token"},
+        b"",
+        id="whatsapp",
+    ),
+    pytest.param(
+        "messenger://?page_access_token=page-secret-token&api_version=v24.0",
+        "page-secret-token",
+        "GET",
+        "https://graph.facebook.com/v24.0/me",
+        {"authorization": "Bearer page-secret-token"},
+        b"",
+        id="messenger",
+    ),
+    pytest.param(
+        "viber://?auth_token=viber-secret-token&sender_name=Shop",
+        "viber-secret-token",
+        "POST",
+        "https://chatapi.viber.com/pa/get_account_info",
+        {"x-viber-auth-token": "viber-secret-token", "content-type": "application/json"},
+        b"{}",
+        id="viber",
+    ),
+    pytest.param(
+        "vonage://?api_key=abcd1234&api_secret=vonage-secret",
+        "vonage-secret",
+        "GET",
+        "https://rest.nexmo.com/account/get-balance",
+        {"authorization": httpx.BasicAuth("abcd1234", "vonage-secret")._auth_header},
+        b"",
+        id="vonage",
+    ),
+    pytest.param(
+        f"plivo://{PLIVO_ID}:plivo-secret@default",
+        "plivo-secret",
+        "GET",
+        f"https://api.plivo.com/v1/Account/{PLIVO_ID}/",
+        {"authorization": httpx.BasicAuth(PLIVO_ID, "plivo-secret")._auth_header},
+        b"",
+        id="plivo",
+    ),
+    pytest.param(
+        "smsapi://:smsapi-secret-token@default?region=com",
+        "smsapi-secret-token",
+        "GET",
+        "https://api.smsapi.com/profile",
+        {"authorization": "Bearer smsapi-secret-token"},
+        b"",
+        id="smsapi",
+    ),
+    pytest.param(
+        "discord://?webhook_url=" + DISCORD_HOOK.replace(":", "%3A").replace("/", "%2F"),
+        "discord-secret-token",
+        "GET",
+        DISCORD_HOOK,
+        {},
+        b"",
+        id="discord",
+    ),
+]
+
+
+@pytest.mark.parametrize(("url", "secret", "method", "target", "headers", "body"), PROBED)
+def test_check_reaches_each_providers_auth_endpoint(
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+    secret: str,
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> None:
+    """The documented read, with the adapter's credentials; accepted is exit 0."""
+    answer = {"status": 0} if "viber" in url else {"ok": True}
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.route(method=method, url=target).respond(200, json=answer)
+        result = run_json(capsys, "check", "-p", url)
+    assert route.call_count == 1
+    request = route.calls.last.request
+    assert (request.method, str(request.url), request.content) == (method, target, body)
+    for name, value in headers.items():
+        assert request.headers[name] == value
+    detail = result["checks"][-1]["detail"]
+    assert result["checks"][-1]["status"] == "ok"
+    assert detail.startswith("credentials accepted (")
+    assert secret not in json.dumps(result)
+
+
+@pytest.mark.parametrize(("url", "secret", "method", "target", "headers", "body"), PROBED)
+def test_check_a_refused_credential_is_exit_1_and_prints_no_secret(
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+    secret: str,
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> None:
+    """401: a failed line, exit 1, in JSON and in the table, and the secret nowhere."""
+    with respx.mock(assert_all_called=True) as mock:
+        mock.route(method=method, url=target).respond(401, json={"error": secret})
+        result = run_json(capsys, "check", "-p", url, code=1)
+        code, out, err = run(capsys, "check", "-p", url)
+    last = result["checks"][-1]
+    assert (last["status"], code) == ("failed", 1)
+    assert last["detail"].startswith("credentials refused (")
+    assert last["detail"].endswith(": 401)")
+    assert "credentials refused" in out
+    assert secret not in json.dumps(result) + out + err
+
+
+def test_check_hides_the_discord_webhook_token(capsys: pytest.CaptureFixture[str]) -> None:
+    """Discord's token is in the webhook path: shown as ***, and the query is not sent."""
+    url = "discord://?webhook_url=" + (DISCORD_HOOK + "?thread_id=9").replace(":", "%3A").replace(
+        "/", "%2F"
+    ).replace("?", "%3F").replace("=", "%3D")
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.get(DISCORD_HOOK).respond(200, json={"id": "123456"})
+        result = run_json(capsys, "check", "-p", url)
+    assert route.calls.last.request.url.query == b""
+    detail = result["checks"][-1]["detail"]
+    assert detail == ("credentials accepted (GET https://discord.com/api/webhooks/123456/***: 200)")
+
+
+def test_check_offline_reaches_no_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--offline: every adapter is settings only, and no request is made."""
+    urls = [p.values[0] for p in PROBED] + [
+        "ses://AKIDEXAMPLE:ses-secret@eu-west-1",
+        "slack://?webhook_url=https%3A%2F%2Fhooks.slack.com%2Fservices%2FT0%2FB0%2FX",
+    ]
+    args = [arg for url in urls for arg in ("-p", str(url))]
+    with respx.mock(assert_all_mocked=True) as mock:
+        result = run_json(capsys, "check", "--offline", *args)
+    assert not mock.calls
+    reached = [c for c in result["checks"] if c["detail"] == "--offline: not reached"]
+    assert len(reached) == len(urls)
+
+
+def test_check_viber_reads_the_status_of_a_200(capsys: pytest.CaptureFixture[str]) -> None:
+    """Viber refuses a bad token with HTTP 200 and status 2: a refusal, exit 1."""
+    url = "viber://?auth_token=viber-secret-token&sender_name=Shop"
+    answer = {"status": 2, "status_message": "invalidAuthToken viber-secret-token"}
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post("https://chatapi.viber.com/pa/get_account_info").respond(200, json=answer)
+        refused = run_json(capsys, "check", "-p", url, code=1)
+        mock.post("https://chatapi.viber.com/pa/get_account_info").respond(200, json={"status": 9})
+        failed = run_json(capsys, "check", "-p", url, code=1)
+    assert refused["checks"][-1]["detail"] == (
+        "credentials refused (POST https://chatapi.viber.com/pa/get_account_info: 200, status 2)"
+    )
+    assert failed["checks"][-1]["detail"] == (
+        "POST https://chatapi.viber.com/pa/get_account_info answered 200, status 9"
+    )
+    assert "viber-secret-token" not in json.dumps([refused, failed])
+
+
+GRAPH_PHONE = "https://graph.facebook.com/v25.0/100000000000002"
+
+
+@pytest.mark.parametrize(
+    ("graph_code", "detail"),
+    [
+        (190, f"credentials refused (GET {GRAPH_PHONE}: 400, Graph error 190)"),
+        (10, f"credentials refused (GET {GRAPH_PHONE}: 400, Graph error 10)"),
+        (100, f"GET {GRAPH_PHONE} answered 400, Graph error 100"),
+    ],
+)
+def test_check_reads_graph_api_error_codes(
+    capsys: pytest.CaptureFixture[str], graph_code: int, detail: str
+) -> None:
+    """The Graph API refuses a token with 400 and an auth code: a refusal, exit 1."""
+    error = {"message": "bad wa-secret-token", "type": "OAuthException", "code": graph_code}
+    with respx.mock(assert_all_called=True) as mock:
+        mock.get(GRAPH_PHONE).respond(400, json={"error": error})
+        result = run_json(
+            capsys, "check", "-p", "whatsapp://100000000000002:wa-secret-token@default", code=1
+        )
+    assert result["checks"][-1]["detail"] == detail
+    assert "wa-secret-token" not in json.dumps(result)
+
+
+def test_check_vonage_without_an_api_secret_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    """Signed requests only: no API secret for the balance endpoint, so nothing is called."""
+    url = "vonage://?api_key=abcd1234&signature_secret=sig-secret&sign_requests=true"
+    with respx.mock(assert_all_mocked=True) as mock:
+        result = run_json(capsys, "check", "-p", url)
+    assert not mock.calls
+    assert result["checks"][-1] == {
+        "item": "provider vonage",
+        "status": "skipped",
+        "detail": "no api_secret (signed requests only): the balance endpoint needs it",
+    }
+
+
+def test_check_slack_webhook_has_no_auth_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    """A Slack incoming-webhook URL: settings only, and the line says why; nothing is posted."""
+    url = "slack://?webhook_url=https%3A%2F%2Fhooks.slack.com%2Fservices%2FT0%2FB0%2Fslack-secret"
+    with respx.mock(assert_all_mocked=True) as mock:
+        result = run_json(capsys, "check", "-p", url)
+    assert not mock.calls
+    assert result["checks"][-1]["status"] == "skipped"
+    assert "incoming-webhook URL has no auth endpoint" in result["checks"][-1]["detail"]
+    assert "slack-secret" not in json.dumps(result)
+
+
+SES_NOW = 1_795_161_600.0
+
+
+@pytest.mark.parametrize(("status", "code", "says"), [(200, 0, "accepted"), (403, 1, "refused")])
+def test_check_ses_get_account_signed(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    code: int,
+    says: str,
+) -> None:
+    """SES v2 GetAccount, SigV4-signed by the adapter's signer at the adapter's clock."""
+    pytest.importorskip("cryptography")
+    from datetime import datetime, timezone
+
+    from anysend.providers._sigv4 import Credentials, sign
+    from anysend.providers.ses import SES
+
+    monkeypatch.setattr(SES, "now", staticmethod(lambda: SES_NOW))
+    target = "https://email.eu-west-1.amazonaws.com/v2/email/account"
+    url = "ses://AKIDEXAMPLE:ses-secret-key@eu-west-1?session_token=ses-session"
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.get(target).respond(status, json={"SendingEnabled": True})
+        result = run_json(capsys, "check", "-p", url, code=code)
+    request = route.calls.last.request
+    when = datetime.fromtimestamp(SES_NOW, tz=timezone.utc)
+    expected = sign(
+        httpx.Request("GET", target),
+        Credentials("AKIDEXAMPLE", "ses-secret-key", "ses-session"),
+        region="eu-west-1",
+        service="ses",
+        when=when,
+    )
+    assert (request.method, str(request.url), request.content) == ("GET", target, b"")
+    assert request.headers["x-amz-date"] == "20261120T080000Z"
+    assert request.headers["x-amz-security-token"] == "ses-session"
+    assert request.headers["authorization"] == expected.headers["authorization"]
+    assert request.headers["authorization"].startswith(
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261120/eu-west-1/ses/aws4_request, "
+        "SignedHeaders=host;x-amz-date;x-amz-security-token, Signature="
+    )
+    assert f"credentials {says}" in result["checks"][-1]["detail"]
+    assert "ses-secret-key" not in json.dumps(result)
+    assert "ses-session" not in json.dumps(result)
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "code", "detail"),
+    [
+        (
+            200,
+            {"access_token": "ya29.fcm-access-secret", "expires_in": 3599},
+            0,
+            "credentials accepted (POST https://oauth2.googleapis.com/token: 200)",
+        ),
+        (
+            400,
+            {"error": "invalid_grant", "error_description": "Invalid JWT Signature."},
+            1,
+            "credentials refused (POST https://oauth2.googleapis.com/token: 400, invalid_grant)",
+        ),
+        (
+            503,
+            {"error": "temporarily_unavailable"},
+            1,
+            "POST https://oauth2.googleapis.com/token answered 503, temporarily_unavailable",
+        ),
+    ],
+)
+def test_check_fcm_exchanges_its_jwt_for_a_token(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    answer: dict[str, Any],
+    code: int,
+    detail: str,
+) -> None:
+    """FCM: the adapter's own token request (a JWT signed with the key); the token is not shown."""
+    pytest.importorskip("cryptography")
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from anysend.providers.fcm import FCM, GRANT_TYPE, SCOPE
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "anysend-check",
+        "private_key": pem,
+        "client_email": "push@anysend-check.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps(info))
+    monkeypatch.setattr(FCM, "now", staticmethod(lambda: 1_795_161_600.0))
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post("https://oauth2.googleapis.com/token").respond(status, json=answer)
+        result = run_json(
+            capsys, "check", "-p", f"fcm://?service_account_file={key_file}", code=code
+        )
+    request = route.calls.last.request
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    form = dict(httpx.QueryParams(request.content.decode()))
+    assert set(form) == {"grant_type", "assertion"}
+    assert form["grant_type"] == GRANT_TYPE
+    head, claims, signature = form["assertion"].split(".")
+
+    def unb64(part: str) -> bytes:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+    assert json.loads(unb64(head)) == {"alg": "RS256", "typ": "JWT"}
+    assert json.loads(unb64(claims)) == {
+        "iss": "push@anysend-check.iam.gserviceaccount.com",
+        "scope": SCOPE,
+        "aud": "https://oauth2.googleapis.com/token",
+        "iat": 1_795_161_600,
+        "exp": 1_795_161_600 + 3600,
+    }
+    key.public_key().verify(  # raises if the signature is wrong
+        unb64(signature), f"{head}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256()
+    )
+    assert result["checks"][-1]["detail"] == detail
+    printed = json.dumps(result)
+    assert "fcm-access-secret" not in printed
+    assert form["assertion"] not in printed
+    assert "PRIVATE KEY" not in printed
+
+
+def test_providers_lists_the_new_auth_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    """``anysend providers`` says which adapters ``check`` can reach."""
+    rows = {row["name"]: row for row in run_json(capsys, "providers")}
+    for name in ("whatsapp", "messenger", "viber", "vonage", "plivo", "smsapi", "ses", "fcm"):
+        assert rows[name]["auth_check"] is True, name
+    assert rows["discord"]["auth_check"] is True
+    for name in ("slack", "teams", "apns", "webpush", "console"):
+        assert rows[name]["auth_check"] is False, name

@@ -12,12 +12,32 @@ sendgrid     ``GET /v3/scopes`` (bearer API key)
 mailgun      ``GET /v3/domains/{domain}`` (basic auth ``api:KEY``)
 postmark     ``GET /server`` (``X-Postmark-Server-Token``)
 telegram     ``GET /bot{token}/getMe``
+whatsapp     ``GET /{api_version}/{phone_number_id}`` (Graph API, bearer access token)
+messenger    ``GET /{api_version}/me`` (Graph API, bearer Page access token)
+viber        ``POST /pa/get_account_info`` (``X-Viber-Auth-Token``, body ``{}``)
+vonage       ``GET /account/get-balance`` (basic auth ``api_key:api_secret``)
+plivo        ``GET /v1/Account/{auth_id}/`` (basic auth)
+smsapi       ``GET /profile`` (bearer OAuth token)
+ses          ``GET /v2/email/account`` (SES v2 ``GetAccount``, SigV4-signed)
+fcm          the adapter's own OAuth2 token exchange: ``POST`` of a signed JWT to the
+             key's ``token_uri`` (the access token is neither kept nor printed)
+discord      ``GET <webhook_url>`` without its query (Discord's "Get Webhook with
+             Token"; shown as ``/api/webhooks/{id}/***``)
 smtp         connect, ``EHLO``, ``STARTTLS`` or TLS as configured, ``AUTH`` when a
              username is set; ``QUIT`` before any mail command
 ===========  ==================================================================
 
-Other adapters have no such endpoint known to anysend: their settings are checked offline
-only, and the line says so. The probes live here, in the command line, rather than on the
+Each request goes to the adapter's own base URL (its ``default_base_url``, region or
+``endpoint_url``), with the credentials and API version it sends with. Viber answers HTTP
+200 with a ``status``, and the Graph API and Google's token endpoint refuse with 400 and an
+error code: those answers are read too (:data:`VERDICTS`), so a refused credential is a
+failed line. Only codes are printed, never a provider's message or a credential; tokens in a
+path are hidden (:func:`_hide_token`).
+
+Slack and Teams incoming-webhook URLs have no such endpoint (:data:`NO_ENDPOINT`), nor have
+``apns``, ``webpush``, ``webhook`` and ``console``; ``vonage`` configured for signed requests
+only has no API secret for the balance endpoint (:class:`NoProbe`). Those are checked offline
+only, and the line says why. The probes live here, in the command line, rather than on the
 ``Provider`` class: they are a diagnostic, not part of sending, and need no adapter change.
 """
 
@@ -39,7 +59,7 @@ if TYPE_CHECKING:
 
     from anysend.providers import Provider
 
-__all__ = ["PROBES", "Check", "check", "list_providers"]
+__all__ = ["NO_ENDPOINT", "PROBES", "VERDICTS", "Check", "NoProbe", "check", "list_providers"]
 
 
 @dataclass
@@ -108,6 +128,94 @@ def _telegram(provider: Provider) -> httpx.Request:
     return httpx.Request("GET", f"{s.api_base.rstrip('/')}/bot{_secret(s.bot_token)}/getMe")
 
 
+class NoProbe(Exception):
+    """These settings cannot make the provider's authenticated read; the message says why."""
+
+
+def _whatsapp(provider: Provider) -> httpx.Request:
+    import httpx
+
+    s: Any = provider.settings
+    url = f"{provider.default_base_url}/{s.api_version}/{s.phone_number_id}"
+    return httpx.Request("GET", url, headers={"Authorization": f"Bearer {_secret(s.access_token)}"})
+
+
+def _messenger(provider: Provider) -> httpx.Request:
+    import httpx
+
+    s: Any = provider.settings
+    token = _secret(s.page_access_token)
+    url = f"{provider.default_base_url}/{s.api_version}/me"
+    return httpx.Request("GET", url, headers={"Authorization": f"Bearer {token}"})
+
+
+def _viber(provider: Provider) -> httpx.Request:
+    import httpx
+
+    token = _secret(provider.settings.auth_token)  # type: ignore[attr-defined]
+    url = f"{provider.default_base_url}/pa/get_account_info"
+    return httpx.Request("POST", url, json={}, headers={"X-Viber-Auth-Token": token})
+
+
+def _vonage(provider: Provider) -> httpx.Request:
+    import httpx
+
+    s: Any = provider.settings
+    if s.api_secret is None:
+        raise NoProbe("no api_secret (signed requests only): the balance endpoint needs it")
+    auth = _basic(s.api_key, _secret(s.api_secret))
+    url = f"{provider.default_base_url}/account/get-balance"
+    return httpx.Request("GET", url, headers={"Authorization": auth})
+
+
+def _plivo(provider: Provider) -> httpx.Request:
+    from urllib.parse import quote
+
+    import httpx
+
+    s: Any = provider.settings
+    url = f"{provider.default_base_url}/v1/Account/{quote(s.auth_id)}/"
+    auth = _basic(s.auth_id, _secret(s.auth_token))
+    return httpx.Request("GET", url, headers={"Authorization": auth, "Accept": "application/json"})
+
+
+def _smsapi(provider: Provider) -> httpx.Request:
+    import httpx
+
+    token = _secret(provider.settings.token)  # type: ignore[attr-defined]
+    base = getattr(provider, "base_url", provider.default_base_url)
+    return httpx.Request("GET", f"{base}/profile", headers={"Authorization": f"Bearer {token}"})
+
+
+def _ses(provider: Provider) -> httpx.Request:
+    from datetime import datetime, timezone
+
+    import httpx
+
+    from anysend.providers._sigv4 import Credentials, sign
+
+    ses: Any = provider  # anysend.providers.ses.SES (its extra may be missing here)
+    s: Any = provider.settings
+    request = httpx.Request("GET", f"{ses.base_url}/v2/email/account")
+    session = _secret(s.session_token) if s.session_token is not None else None
+    credentials = Credentials(s.access_key_id, _secret(s.secret_access_key), session)
+    when = datetime.fromtimestamp(ses.now(), tz=timezone.utc)
+    return sign(request, credentials, region=s.region, service="ses", when=when)
+
+
+def _fcm(provider: Provider) -> httpx.Request:
+    fcm: Any = provider  # anysend.providers.fcm.FCM: its own token request, signed now
+    request: httpx.Request = fcm.token_request(fcm.now())
+    return request
+
+
+def _discord(provider: Provider) -> httpx.Request:
+    import httpx
+
+    url = httpx.URL(_secret(provider.settings.webhook_url))  # type: ignore[attr-defined]
+    return httpx.Request("GET", url.copy_with(query=None))
+
+
 #: Per provider name, the authenticated read that proves the credentials.
 PROBES: dict[str, Callable[[Any], httpx.Request]] = {
     "twilio": _twilio,
@@ -115,6 +223,80 @@ PROBES: dict[str, Callable[[Any], httpx.Request]] = {
     "mailgun": _mailgun,
     "postmark": _postmark,
     "telegram": _telegram,
+    "whatsapp": _whatsapp,
+    "messenger": _messenger,
+    "viber": _viber,
+    "vonage": _vonage,
+    "plivo": _plivo,
+    "smsapi": _smsapi,
+    "ses": _ses,
+    "fcm": _fcm,
+    "discord": _discord,
+}
+
+#: Adapters with no authenticated read to call, and why (said on their line).
+NO_ENDPOINT: dict[str, str] = {
+    "slack": "an incoming-webhook URL has no auth endpoint to call: settings only",
+    "teams": "an incoming-webhook URL has no auth endpoint to call: settings only",
+}
+
+# A verdict on an answer whose HTTP status alone does not tell: "accepted", "refused" or
+# "failed", and a note (codes only, never the provider's text).
+_Verdict = tuple[str, str]
+
+
+def _graph_verdict(provider: Provider, response: httpx.Response) -> _Verdict | None:
+    """Graph API errors: an auth code (190, 102, 10, 200-299, ...) is a refusal."""
+    from anysend import ErrorCategory
+    from anysend.providers import response_body
+    from anysend.providers._meta import GRAPH_ERROR_CODES, parse_graph_error
+
+    if response.is_success:
+        return None
+    error = parse_graph_error(response_body(response))
+    if error is None or error.code is None:
+        return None
+    code = error.code
+    auth = GRAPH_ERROR_CODES.get(code) is ErrorCategory.AUTH or 200 <= code <= 299
+    return ("refused" if auth else "failed", f", Graph error {code}")
+
+
+def _viber_verdict(provider: Provider, response: httpx.Response) -> _Verdict | None:
+    """Viber answers HTTP 200 with ``status`` 0 (ok) or an error status (2: bad token)."""
+    from anysend.providers import response_body
+
+    body = response_body(response)
+    status = body.get("status") if isinstance(body, dict) else None
+    if not response.is_success or status == 0:
+        return None
+    if status == 2:
+        return ("refused", ", status 2")
+    return ("failed", f", status {status}" if isinstance(status, int) else ", no status")
+
+
+def _fcm_verdict(provider: Provider, response: httpx.Response) -> _Verdict | None:
+    """The token endpoint: the adapter's own reading (``invalid_grant`` and the like refuse)."""
+    from anysend import ErrorCategory, ProviderError
+
+    fcm: Any = provider
+    try:
+        fcm.parse_token_response(response, 0.0)
+    except ProviderError as exc:
+        import re
+
+        # An OAuth error code (RFC 6749 5.2: ``invalid_grant``); anything else is not printed.
+        plain = exc.code is not None and re.fullmatch(r"[a-z_]{1,40}", exc.code) is not None
+        note = f", {exc.code}" if plain else ""
+        return ("refused" if exc.category is ErrorCategory.AUTH else "failed", note)
+    return None
+
+
+#: Per provider name, how to read an answer whose HTTP status is not the whole story.
+VERDICTS: dict[str, Callable[[Any, httpx.Response], _Verdict | None]] = {
+    "whatsapp": _graph_verdict,
+    "messenger": _graph_verdict,
+    "viber": _viber_verdict,
+    "fcm": _fcm_verdict,
 }
 
 
@@ -122,24 +304,48 @@ def _probe_http(provider: Provider, timeout: float) -> Check:
     import httpx
 
     label = f"provider {provider.name}"
-    request = PROBES[provider.name](provider)
-    shown = f"{request.method} {request.url.copy_with(path=_hide_token(request.url.path))}"
+    try:
+        request = PROBES[provider.name](provider)
+    except NoProbe as exc:
+        return Check(label, "skipped", str(exc))
+    path = _hide_token(request.url.path)
+    if provider.name == "discord" and path == request.url.path:
+        path = "/***"  # not a Discord webhook path: the token may be anywhere in it
+    shown = f"{request.method} {request.url.copy_with(path=path)}"
     try:
         with httpx.Client(timeout=timeout) as http:
             response = http.send(request)
     except httpx.HTTPError as exc:
         return Check(label, "failed", f"cannot reach {request.url.host}: {type(exc).__name__}")
-    if response.is_success:
-        return Check(label, "ok", f"credentials accepted ({shown}: {response.status_code})")
-    if response.status_code in (401, 403):
-        return Check(label, "failed", f"credentials refused ({shown}: {response.status_code})")
-    return Check(label, "failed", f"{shown} answered {response.status_code}")
+    judge = VERDICTS.get(provider.name)
+    verdict = judge(provider, response) if judge is not None else None
+    code = response.status_code
+    if verdict is None:
+        if response.is_success:
+            verdict = ("accepted", "")
+        elif code in (401, 403):
+            verdict = ("refused", "")
+        else:
+            verdict = ("failed", "")
+    outcome, note = verdict
+    if outcome == "accepted":
+        return Check(label, "ok", f"credentials accepted ({shown}: {code})")
+    if outcome == "refused":
+        return Check(label, "failed", f"credentials refused ({shown}: {code}{note})")
+    return Check(label, "failed", f"{shown} answered {code}{note}")
 
 
 def _hide_token(path: str) -> str:
-    """Telegram puts the bot token in the path: never print it."""
+    """Telegram and Discord put a token in the path: never print it.
+
+    Telegram's ``/bot<token>/getMe`` shows as ``/bot***/getMe``; a Discord webhook's
+    ``/api/webhooks/<id>/<token>`` as ``/api/webhooks/<id>/***``.
+    """
     if path.startswith("/bot"):
         return "/bot***/" + path.split("/", 2)[-1]
+    head, found, tail = path.partition("/webhooks/")
+    if found:
+        return f"{head}/webhooks/{tail.split('/', 1)[0]}/***"
     return path
 
 
@@ -268,6 +474,8 @@ def check(
             checks.append(_probe_http(provider, timeout))
         elif provider.name == "smtp":
             checks.append(_probe_smtp(provider, timeout))
+        elif provider.name in NO_ENDPOINT:
+            checks.append(Check(label, "skipped", NO_ENDPOINT[provider.name]))
         else:
             checks.append(Check(label, "skipped", "no auth endpoint to call: settings only"))
     if json:
