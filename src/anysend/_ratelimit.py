@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["RateLimit"]
+__all__ = ["PermitTimes", "RateLimit"]
 
 
 class RateLimit(BaseModel):
@@ -81,3 +81,27 @@ class RateLimit(BaseModel):
     def levels(self) -> tuple[RateLimit, ...]:
         """This limit and every limit chained to it with ``also``, in order."""
         return (self, *(self.also.levels if self.also is not None else ()))
+
+
+class PermitTimes:
+    """When a permit was asked for and granted: what the in-process and Redis permits share.
+
+    Attributes:
+        asked_at: the clock's ``monotonic()`` when the request asked for it.
+        granted_at: the clock's ``monotonic()`` when it was granted.
+    """
+
+    def __init__(self, asked_at: float) -> None:
+        self._released = False
+        self.asked_at = asked_at
+        self.granted_at = asked_at
+
+    @property
+    def waited(self) -> float:
+        """Seconds the request waited for the limiter."""
+        return self.granted_at - self.asked_at
+
+    @property
+    def released(self) -> bool:
+        """Whether the permit was given back."""
+        return self._released

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from anysend._clock import Clock, SystemClock
-from anysend._ratelimit import RateLimit
+from anysend._ratelimit import PermitTimes, RateLimit
 from anysend._redis import (
     ACQUIRE_SCRIPT,
     CLAIM_SCRIPT,
@@ -161,44 +161,27 @@ class AsyncRedisShared:
             await self._run(self._unclaim, [self._key(key)], [token])
 
 
-class AsyncRedisPermit:
+class AsyncRedisPermit(PermitTimes):
     """Leave to send one request, from :meth:`AsyncRedisRateLimiter.acquire`.
 
     :meth:`aclose` gives back the ``concurrency`` slots it holds in Redis (a slot never
-    given back expires after ``slot_ttl``).
-
-    Attributes:
-        asked_at: the clock's ``monotonic()`` when the request asked for it.
-        granted_at: the clock's ``monotonic()`` when it was granted.
+    given back expires after ``slot_ttl``). ``asked_at``, ``granted_at``, ``waited`` and
+    ``released`` come from ``PermitTimes``.
     """
 
     def __init__(self, limiter: AsyncRedisRateLimiter, slots: list[str], asked_at: float) -> None:
+        super().__init__(asked_at)
         self._limiter = limiter
         self._slots = slots
-        self._released = False
         self.id = uuid.uuid4().hex
-        self.asked_at = asked_at
-        self.granted_at = asked_at
-
-    @property
-    def waited(self) -> float:
-        """Seconds the request waited for the limiter."""
-        return self.granted_at - self.asked_at
-
-    @property
-    def released(self) -> bool:
-        """Whether :meth:`aclose` was called."""
-        return self._released
 
     async def aclose(self) -> None:
         """Give back the in-flight slots (safe to call more than once)."""
         if self._released:
             return
         self._released = True
-        if self._slots:
-            await self._limiter._shared.redis.zrem(self._slots[0], self.id)
-            for key in self._slots[1:]:
-                await self._limiter._shared.redis.zrem(key, self.id)
+        for key in self._slots:
+            await self._limiter._shared.redis.zrem(key, self.id)
 
 
 class AsyncRedisSlot:

@@ -47,7 +47,7 @@ from pydantic import ValidationError
 
 from anysend._clock import Clock
 from anysend._exceptions import ConfigurationError
-from anysend._ratelimit import RateLimit
+from anysend._ratelimit import PermitTimes, RateLimit
 from anysend._synchronization import Semaphore
 
 if TYPE_CHECKING:
@@ -159,35 +159,20 @@ class _Level:
             del self.buckets[key]
 
 
-class Permit:
+class Permit(PermitTimes):
     """Leave to send one request, from :meth:`RateLimiter.acquire`.
 
     The rate's tokens are spent when it is granted; :meth:`release` gives back the
     ``concurrency`` slots it holds (call it once the response is in, whatever happened). It
     is also a context manager that releases on exit, and releasing twice does nothing.
-
-    Attributes:
-        asked_at: the clock's ``monotonic()`` when the request asked for it.
-        granted_at: the clock's ``monotonic()`` when it was granted.
+    ``asked_at``, ``granted_at``, ``waited`` and ``released`` come from ``PermitTimes``.
     """
 
     def __init__(self, limiter: RateLimiter, asked_at: float) -> None:
+        super().__init__(asked_at)
         self._limiter = limiter
         self._buckets: list[_Bucket] = []
         self._slots: list[Semaphore] = []
-        self._released = False
-        self.asked_at = asked_at
-        self.granted_at = asked_at
-
-    @property
-    def waited(self) -> float:
-        """Seconds the request waited for the limiter."""
-        return self.granted_at - self.asked_at
-
-    @property
-    def released(self) -> bool:
-        """Whether :meth:`release` was called."""
-        return self._released
 
     def release(self) -> None:
         """Give back the in-flight slots (safe to call more than once)."""
